@@ -1,0 +1,7 @@
+"""Sparse autoencoders as scikit-learn transformers, trained with PyTorch."""
+
+from ._estimator import SparseAutoencoderTransformer
+
+__version__ = "0.1.0"
+
+__all__ = ["SparseAutoencoderTransformer", "__version__"]

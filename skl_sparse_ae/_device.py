@@ -1,0 +1,157 @@
+"""Devices, dtypes, numpy <-> torch, random generators and thread counts."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+
+__all__ = [
+    "choose_num_threads",
+    "make_generators",
+    "num_threads",
+    "resolve_device",
+    "to_numpy",
+    "to_tensor",
+    "torch_dtype",
+]
+
+_DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+#: Below this many floating point operations per training step, one thread is
+#: faster than several: the step is too short to pay for waking OpenMP workers
+#: (measured on 2 shared cores; see benchmarks/README.md).
+SMALL_STEP_FLOPS = 5e7
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def resolve_device(device: str) -> torch.device:
+    """Turn the ``device`` parameter into a :class:`torch.device` that exists here.
+
+    ``"auto"`` picks CUDA if available, then MPS, then the CPU. An explicit device
+    that this machine does not have is an error, never a silent fallback.
+
+    Parameters
+    ----------
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+
+    Returns
+    -------
+    torch.device
+    """
+    if not isinstance(device, str) or not _DEVICE_PATTERN.match(device):
+        raise ValueError(
+            "device must be 'auto', 'cpu', 'cuda', 'cuda:N' (N a GPU index) or 'mps'; "
+            f"got {device!r}."
+        )
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r} was requested but CUDA is not available on this "
+                "machine (torch.cuda.is_available() is False). Use device='cpu' or "
+                "device='auto'."
+            )
+        index = int(device.split(":")[1]) if ":" in device else 0
+        count = torch.cuda.device_count()
+        if index >= count:
+            raise ValueError(
+                f"device={device!r} was requested but this machine has {count} CUDA "
+                f"device(s): valid indices are 0 to {count - 1}."
+            )
+        return torch.device("cuda", index)
+    if device == "mps" and not _mps_available():
+        raise ValueError(
+            "device='mps' was requested but MPS is not available on this machine. "
+            "Use device='cpu' or device='auto'."
+        )
+    return torch.device(device)
+
+
+def torch_dtype(np_dtype, device: torch.device) -> torch.dtype:
+    """The torch dtype to compute in for numpy data of ``np_dtype`` on ``device``.
+
+    float32 stays float32 and float64 stays float64, except on MPS, which has no
+    float64: there the computation runs in float32.
+    """
+    if np.dtype(np_dtype) == np.float32 or device.type == "mps":
+        return torch.float32
+    return torch.float64
+
+
+def to_tensor(X: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Move a numpy array to ``device`` as a contiguous tensor of ``dtype``.
+
+    Read-only arrays (joblib memmaps in GridSearchCV workers) are copied first,
+    since :func:`torch.from_numpy` would share memory that must not be written.
+    """
+    X = np.ascontiguousarray(X)
+    if not X.flags.writeable:
+        X = X.copy()
+    return torch.from_numpy(X).to(device=device, dtype=dtype)
+
+
+def to_numpy(tensor: torch.Tensor, dtype) -> np.ndarray:
+    """Copy a tensor back to a numpy array of ``dtype``."""
+    return tensor.detach().to("cpu").numpy().astype(dtype, copy=False)
+
+
+def make_generators(random_state, device: torch.device):
+    """Two local generators seeded from ``random_state`` (global seeds untouched).
+
+    Returns
+    -------
+    cpu_generator : torch.Generator
+        For initial weights, validation splits and epoch permutations.
+    device_generator : torch.Generator
+        For noise drawn on ``device`` (the same object as ``cpu_generator`` on CPU).
+    """
+    seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+    cpu_generator = torch.Generator(device="cpu").manual_seed(seed)
+    if device.type == "cpu":
+        return cpu_generator, cpu_generator
+    device_generator = torch.Generator(device=device).manual_seed(seed + 1)
+    return cpu_generator, device_generator
+
+
+def choose_num_threads(step_flops: float, available: int) -> int:
+    """Threads for a training step of ``step_flops`` floating point operations.
+
+    The rule: one thread below :data:`SMALL_STEP_FLOPS` (a small step is dominated
+    by per-operation overhead and OpenMP wake-ups, which more threads make worse),
+    otherwise every thread ``available`` (the caller's setting, which joblib lowers
+    inside ``GridSearchCV(n_jobs=k)`` workers).
+    """
+    if step_flops < SMALL_STEP_FLOPS:
+        return 1
+    return max(1, int(available))
+
+
+@contextlib.contextmanager
+def num_threads(n: int | None):
+    """Run a block with ``torch.set_num_threads(n)`` and restore the caller's value.
+
+    ``None`` leaves the setting alone.
+    """
+    previous = torch.get_num_threads()
+    if n is None or n == previous:
+        yield previous
+        return
+    torch.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        torch.set_num_threads(previous)

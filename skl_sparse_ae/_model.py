@@ -1,0 +1,255 @@
+"""The autoencoder as a plain :class:`torch.nn.Module` (no numpy, no scikit-learn)."""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from ._sparsity import ACTIVATIONS, topk_activation
+
+__all__ = ["AutoencoderOutput", "SparseAutoencoder"]
+
+
+class AutoencoderOutput(NamedTuple):
+    """What :meth:`SparseAutoencoder.forward` returns.
+
+    Attributes
+    ----------
+    reconstruction : Tensor of shape (n_samples, n_features)
+        :math:`\\hat x`, after the output activation.
+    logits : Tensor of shape (n_samples, n_features)
+        The output layer before its activation (equal to ``reconstruction`` for a
+        linear output); binary cross-entropy is computed from these for stability.
+    code : Tensor of shape (n_samples, n_components)
+        The sparse code :math:`h` (what ``transform`` returns).
+    pre_code : Tensor of shape (n_samples, n_components)
+        The code layer before its activation (TopK's ranking and AuxK use it).
+    """
+
+    reconstruction: torch.Tensor
+    logits: torch.Tensor
+    code: torch.Tensor
+    pre_code: torch.Tensor
+
+
+class SparseAutoencoder(nn.Module):
+    r"""A (stacked) autoencoder whose code layer is the sparse representation.
+
+    With layer sizes :math:`d_0 = n_{features}, d_1, \dots, d_L = n_{components}`,
+    :math:`\sigma` the activation, and ``mu``, ``s`` the buffers ``input_mean``
+    and ``input_scale`` (a fixed standardisation, identity by default)::
+
+        h_0 = (x - mu) / s - b_pre            (b_pre = 0 unless centring, see below)
+        h_l = σ(h_{l-1} W_l^T + c_l)          l = 1 .. L-1          (encoder)
+        code = σ(h_{L-1} W_L^T + c_L)         or ReLU(TopK_k(...))   (the code)
+        g_L = code
+        g_{l-1} = σ(g_l V_l + e_l)            l = L .. 2            (decoder)
+        logits = s * (g_1 V_1 + b_out) + mu
+        x̂ = output_activation(logits)
+
+    ``W_l`` has shape ``(d_l, d_{l-1})`` (as :class:`torch.nn.Linear`) and ``V_l``
+    the same shape ``(d_l, d_{l-1})``, so tied weights are simply ``V_l = W_l``
+    and, for one layer, ``V_1`` is ``components_`` of shape
+    ``(n_components, n_features)``.
+
+    With ``k`` set (TopK) and a linear output, the output bias doubles as the
+    pre-encoder bias ``b_pre`` (subtracted from the input, added back to the
+    output), as in Gao et al. (2024). Losses are computed on the standardised
+    scale, so that penalty weights mean the same whatever the units of ``x``.
+
+    Parameters
+    ----------
+    n_features : int
+    n_components : int
+    hidden_layer_sizes : tuple of int
+        Encoder layers between the input and the code; the decoder mirrors them.
+    activation : {"sigmoid", "tanh", "relu"}
+        Hidden-layer and code activation (TopK codes are ReLU'd TopK instead).
+    output_activation : {"linear", "sigmoid"}
+    k : int or None
+        Units kept per sample for a TopK code; ``None`` for a dense code.
+    tied_weights : bool
+        Decoder weights are the encoder's (one matrix per layer).
+    dtype, device
+        Where the parameters live.
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        n_components: int,
+        hidden_layer_sizes: tuple[int, ...] = (),
+        activation: str = "sigmoid",
+        output_activation: str = "linear",
+        k: int | None = None,
+        tied_weights: bool = False,
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ):
+        super().__init__()
+        self.sizes = (int(n_features), *map(int, hidden_layer_sizes), int(n_components))
+        self.activation = activation
+        self.output_activation = output_activation
+        self.k = k
+        self.tied_weights = tied_weights
+        self.center_input = k is not None and output_activation == "linear"
+        self.standardized = False
+        self._act = ACTIVATIONS[activation]
+        factory = {"dtype": dtype, "device": device}
+        pairs = list(zip(self.sizes[:-1], self.sizes[1:]))
+        self.encoder_weights = nn.ParameterList(
+            nn.Parameter(torch.empty(d_out, d_in, **factory)) for d_in, d_out in pairs
+        )
+        self.encoder_biases = nn.ParameterList(
+            nn.Parameter(torch.zeros(d_out, **factory)) for _, d_out in pairs
+        )
+        self.decoder_weights = (
+            None
+            if tied_weights
+            else nn.ParameterList(
+                nn.Parameter(torch.empty(d_out, d_in, **factory)) for d_in, d_out in pairs
+            )
+        )
+        # decoder_biases[l - 1] is added after V_l for l >= 2 (hidden sizes);
+        # the output layer's bias is output_bias.
+        self.decoder_biases = nn.ParameterList(
+            nn.Parameter(torch.zeros(d_in, **factory)) for d_in, _ in pairs[1:]
+        )
+        self.output_bias = nn.Parameter(torch.zeros(self.sizes[0], **factory))
+        self.register_buffer("input_mean", torch.zeros(self.sizes[0], **factory))
+        self.register_buffer("input_scale", torch.ones((), **factory))
+        # Training samples seen since each code unit last fired (TopK's dead units).
+        self.register_buffer(
+            "samples_since_fired", torch.zeros(self.sizes[-1], device=device, dtype=torch.long)
+        )
+
+    # ------------------------------------------------------------------ weights
+    def decoder_weight(self, layer: int) -> torch.Tensor:
+        """``V_layer`` (1-based), of shape ``(d_layer, d_{layer-1})``."""
+        weights = self.encoder_weights if self.tied_weights else self.decoder_weights
+        return weights[layer - 1]
+
+    def weights(self) -> list[torch.Tensor]:
+        """Every distinct weight matrix (biases excluded), for weight decay."""
+        if self.tied_weights:
+            return list(self.encoder_weights)
+        return [*self.encoder_weights, *self.decoder_weights]
+
+    @torch.no_grad()
+    def set_standardization(self, mean: torch.Tensor, scale: float) -> None:
+        """Fix the input standardisation ``(x - mean) / scale`` (before training)."""
+        self.input_mean.copy_(mean)
+        self.input_scale.fill_(scale)
+        self.standardized = True
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """``(x - input_mean) / input_scale``: data on the scale losses are computed on."""
+        if not self.standardized:
+            return x
+        return (x - self.input_mean) / self.input_scale
+
+    @torch.no_grad()
+    def reset_parameters(self, generator: torch.Generator, x_mean: torch.Tensor) -> None:
+        """Initialise every parameter from ``generator`` and the data mean.
+
+        Weights are uniform in :math:`\\pm\\sqrt{6 / (d_{in} + d_{out} + 1)}` (UFLDL's
+        rule), biases zero, the output bias the (standardised) data mean, or its
+        logit for a sigmoid output, so that training starts from the mean
+        reconstruction. For TopK the code layer's decoder rows are random unit
+        vectors and the encoder starts as their transpose (Gao et al. 2024).
+        """
+        x_mean = self.normalize(x_mean.to(self.output_bias))
+        params = [*self.encoder_weights]
+        if not self.tied_weights:
+            params += [*self.decoder_weights]
+        for weight in params:
+            d_out, d_in = weight.shape
+            bound = math.sqrt(6.0 / (d_in + d_out + 1))
+            noise = torch.rand(weight.shape, generator=generator, dtype=weight.dtype)
+            weight.copy_((2.0 * noise - 1.0) * bound)
+        for bias in [*self.encoder_biases, *self.decoder_biases]:
+            bias.zero_()
+        if self.output_activation == "sigmoid":
+            x_mean = torch.logit(x_mean.clamp(1e-3, 1.0 - 1e-3))
+        self.output_bias.copy_(x_mean)
+        if self.k is not None:
+            top = self.decoder_weight(len(self.sizes) - 1)
+            direction = torch.randn(top.shape, generator=generator, dtype=top.dtype)
+            top.copy_(direction / direction.norm(dim=1, keepdim=True))
+            self.encoder_weights[-1].copy_(top)
+        self.samples_since_fired.zero_()
+
+    @torch.no_grad()
+    def normalize_decoder(self) -> None:
+        """Rescale the code layer's decoder rows to unit norm (TopK)."""
+        top = self.decoder_weight(len(self.sizes) - 1)
+        top.div_(top.norm(dim=1, keepdim=True).clamp_min(1e-12))
+
+    @torch.no_grad()
+    def remove_parallel_decoder_grad(self) -> None:
+        r"""Drop the gradient component along each (unit-norm) decoder row.
+
+        :math:`g_j \leftarrow g_j - (g_j \cdot v_j) v_j`, so that a step changes a
+        row's direction, not its norm (Gao et al. 2024).
+        """
+        top = self.decoder_weight(len(self.sizes) - 1)
+        if top.grad is not None:
+            parallel = (top.grad * top).sum(dim=1, keepdim=True)
+            top.grad.sub_(parallel * top)
+
+    # ------------------------------------------------------------------ forward
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(pre_code, code)`` for a batch ``x`` of shape (n, n_features)."""
+        h = self.normalize(x)
+        if self.center_input:
+            h = h - self.output_bias
+        n_layers = len(self.encoder_weights)
+        for layer in range(n_layers - 1):
+            h = self._act(
+                torch.nn.functional.linear(
+                    h, self.encoder_weights[layer], self.encoder_biases[layer]
+                )
+            )
+        pre_code = torch.nn.functional.linear(h, self.encoder_weights[-1], self.encoder_biases[-1])
+        code = self._act(pre_code) if self.k is None else topk_activation(pre_code, self.k)
+        return pre_code, code
+
+    def decode_normalized(self, code: torch.Tensor) -> torch.Tensor:
+        """The output layer before its activation, on the standardised scale."""
+        g = code
+        for layer in range(len(self.sizes) - 1, 1, -1):
+            g = self._act(
+                torch.addmm(self.decoder_biases[layer - 2], g, self.decoder_weight(layer))
+            )
+        return torch.addmm(self.output_bias, g, self.decoder_weight(1))
+
+    def decode_logits(self, code: torch.Tensor) -> torch.Tensor:
+        """The output layer before its activation, for a batch of codes."""
+        logits = self.decode_normalized(code)
+        if not self.standardized:
+            return logits
+        return logits * self.input_scale + self.input_mean
+
+    def decode(self, code: torch.Tensor) -> torch.Tensor:
+        """:math:`\\hat x` for a batch of codes (the output activation applied)."""
+        logits = self.decode_logits(code)
+        return torch.sigmoid(logits) if self.output_activation == "sigmoid" else logits
+
+    def decode_contribution(self, code: torch.Tensor) -> torch.Tensor:
+        """What ``code`` adds to the standardised output over an all-zero code.
+
+        AuxK's decoder: for one layer this is ``code @ V_1``, the decoder without
+        its bias.
+        """
+        zero = code.new_zeros((1, code.shape[1]))
+        return self.decode_normalized(code) - self.decode_normalized(zero)
+
+    def forward(self, x: torch.Tensor) -> AutoencoderOutput:
+        pre_code, code = self.encode(x)
+        logits = self.decode_logits(code)
+        reconstruction = torch.sigmoid(logits) if self.output_activation == "sigmoid" else logits
+        return AutoencoderOutput(reconstruction, logits, code, pre_code)
