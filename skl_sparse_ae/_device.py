@@ -21,10 +21,14 @@ __all__ = [
 
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
-#: Below this many floating point operations per training step, one thread is
-#: faster than several: the step is too short to pay for waking OpenMP workers
-#: (measured on 2 shared cores; see benchmarks/README.md).
-SMALL_STEP_FLOPS = 5e7
+#: Below this many floating point operations per step, one thread is faster
+#: than several: the step is too short to pay for waking OpenMP workers, and on a
+#: busy machine a second thread waiting for a core can make it many times slower.
+#: Calibrated with ``benchmarks/bench_threads.py`` on 2 shared cores (2026-11-23):
+#: the threshold that lost the least time was in [1.3e7, 2.5e7] FLOPs on a quiet
+#: machine and in [2.5e7, 7.7e7] on a loaded one; 3e7 is the compromise (near
+#: it, either choice is within about 15 %). Re-run the script on other machines.
+SMALL_STEP_FLOPS = 3e7
 
 
 def _mps_available() -> bool:
@@ -128,12 +132,31 @@ def make_generators(random_state, device: torch.device):
 
 
 def choose_num_threads(step_flops: float, available: int) -> int:
-    """Threads for a training step of ``step_flops`` floating point operations.
+    """Threads for a step of ``step_flops`` floating point operations.
 
     The rule: one thread below :data:`SMALL_STEP_FLOPS` (a small step is dominated
     by per-operation overhead and OpenMP wake-ups, which more threads make worse),
-    otherwise every thread ``available`` (the caller's setting, which joblib lowers
-    inside ``GridSearchCV(n_jobs=k)`` workers).
+    otherwise every thread ``available``. The estimator passes the caller's
+    ``torch.get_num_threads()``, never ``os.cpu_count()``: inside
+    ``GridSearchCV(n_jobs=k)`` loky workers that is joblib's budget of
+    ``cores // k`` threads (joblib sets ``OMP_NUM_THREADS`` in its workers), so
+    parallel fits never oversubscribe the machine.
+
+    A training step over ``rows`` samples costs about ``6 * rows * n_weights``
+    (forward 2, backward 4 per weight and sample), an inference chunk
+    ``2 * rows * n_weights``.
+
+    Parameters
+    ----------
+    step_flops : float
+        Floating point operations of one step.
+    available : int
+        The most threads to use.
+
+    Returns
+    -------
+    int
+        1 or ``available`` (at least 1).
     """
     if step_flops < SMALL_STEP_FLOPS:
         return 1
@@ -144,7 +167,10 @@ def choose_num_threads(step_flops: float, available: int) -> int:
 def num_threads(n: int | None):
     """Run a block with ``torch.set_num_threads(n)`` and restore the caller's value.
 
-    ``None`` leaves the setting alone.
+    ``None`` leaves the setting alone. The setting is restored however the block
+    ends (an exception, ``KeyboardInterrupt``). Torch's thread count is per OS
+    thread (OpenMP's), so fits running concurrently in Python threads each
+    restore their own thread's value.
     """
     previous = torch.get_num_threads()
     if n is None or n == previous:

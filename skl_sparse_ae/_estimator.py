@@ -44,6 +44,7 @@ from ._training import (
     corrupt,
     fit_lbfgs,
     fit_minibatch,
+    make_adam,
     run_epoch,
 )
 
@@ -176,8 +177,8 @@ class SparseAutoencoderTransformer(
 
     n_threads : int, default=None
         Torch CPU threads used while fitting and transforming. ``None`` picks
-        one thread for small steps (under 5e7 floating point operations per
-        training step, where more threads only add overhead) and the caller's
+        one thread for small steps (under 3e7 floating point operations per
+        step, where more threads only add overhead) and the caller's
         ``torch.get_num_threads()`` otherwise. The caller's setting is restored
         afterwards.
 
@@ -218,7 +219,11 @@ class SparseAutoencoderTransformer(
         Training objective :math:`J` per epoch (or iteration).
 
     validation_scores_ : list of float or None
-        Validation score per epoch with ``early_stopping=True``, else None.
+        With ``early_stopping=True``, the negative mean squared reconstruction
+        error of the held-out data after each epoch, else None. It is computed on
+        the scale the loss uses (``X`` standardised by one global scale for a
+        linear output, unchanged for a sigmoid one), so that ``tol`` means the
+        same for it as for the training loss whatever the units of ``X``.
 
     best_validation_score_ : float or None
         Best of ``validation_scores_``.
@@ -232,15 +237,19 @@ class SparseAutoencoderTransformer(
         on the training data: 0 is perfect, 1 is no better than the mean.
 
     mean_activation_ : ndarray of shape (n_components,)
-        :math:`\hat\rho_j`, the mean code value of each unit on the training data.
+        :math:`\hat\rho_j = \frac{1}{n}\sum_i h_{ij}`, the mean code value of each
+        unit on the training data (for a tanh code, in (-1, 1), not the
+        :math:`(1 + h)/2` the KL penalty sees).
 
     mean_l0_ : float
-        Mean number of active units per training sample. A unit is active when
-        its code exceeds the activation's midpoint: 0.5 for a sigmoid code, 0 for
-        tanh, ReLU and TopK codes.
+        :math:`\frac{1}{n}\sum_i \sum_j [h_{ij} > t]`, the mean number of active
+        units per training sample. A unit is active when its code exceeds the
+        activation's midpoint :math:`t`: 0.5 for a sigmoid code, 0 for tanh, ReLU
+        and TopK codes (a TopK code has ``mean_l0_ <= k``).
 
     dead_components_ : ndarray of shape (n_components,), dtype=bool
-        Units never active (as above) on the training data.
+        :math:`\max_i [h_{ij} > t] = 0`: units never active (as above) on the
+        training data.
 
     See Also
     --------
@@ -574,7 +583,8 @@ class SparseAutoencoderTransformer(
             cpu_gen.set_state(self._generator_states[0])
             if dev_gen is not cpu_gen and self._generator_states[1] is not None:
                 dev_gen.set_state(self._generator_states[1])
-            optimizer_state = self._optimizer_state
+            # Adam updates its loaded state tensors in place: train on a copy.
+            optimizer_state = copy.deepcopy(self._optimizer_state)
             history = History(
                 loss_curve=list(self.loss_curve_),
                 best_loss=min(self.loss_curve_, default=math.inf),
@@ -612,7 +622,9 @@ class SparseAutoencoderTransformer(
         if not continuing:
             x_mean = Xt.mean(dim=0)
             if module.output_activation == "linear":
-                scale = float((Xt - x_mean).pow(2).mean().sqrt())
+                centred = Xt - x_mean
+                peak = float(centred.abs().max())  # RMS of centred / peak: no overflow
+                scale = peak * float((centred / peak).pow(2).mean().sqrt()) if peak > 0 else 0.0
                 module.set_standardization(x_mean, scale if scale > 0 else 1.0)
             module.reset_parameters(cpu_gen, x_mean)
 
@@ -643,11 +655,7 @@ class SparseAutoencoderTransformer(
                 )
                 optimizer_state = None
             else:
-                optimizer = torch.optim.Adam(module.parameters(), lr=self.learning_rate)
-                if optimizer_state is not None:
-                    optimizer.load_state_dict(optimizer_state)
-                    for group in optimizer.param_groups:
-                        group["lr"] = self.learning_rate
+                optimizer = make_adam(module.parameters(), self.learning_rate, optimizer_state)
                 if incremental:
                     self._partial_epoch(
                         module, optimizer, Xt, spec, batch_size, cpu_gen, noise_fn, history
@@ -725,17 +733,20 @@ class SparseAutoencoderTransformer(
                 [
                     code,
                     (code > threshold).to(code.dtype),
-                    (out.reconstruction - x).pow(2).sum(dim=1, keepdim=True),
+                    module.residual(out.reconstruction, x).pow(2).sum(dim=1, keepdim=True),
                 ],
                 dim=1,
             )
 
         table = self._map_batches(X, stats, 2 * width + 1, np.float64)
         codes, active, sq_err = table[:, :width], table[:, width : 2 * width], table[:, -1]
+        # Sums of squares on the loss's scale s (no overflow); s**2 brings the
+        # error back to the units of X (a Python float: inf past float64's range).
+        scale = float(module.input_scale)
         total_sq = float(sq_err.sum())
-        n_values = X.shape[0] * X.shape[1]
-        variance = float(((X - X.mean(axis=0, dtype=np.float64)) ** 2).sum())
-        self.reconstruction_err_ = total_sq / n_values
+        centred = (X - X.mean(axis=0, dtype=np.float64)) / scale
+        variance = float(np.einsum("ij,ij->", centred, centred))
+        self.reconstruction_err_ = total_sq * scale * scale / X.size
         self.fraction_variance_unexplained_ = (
             total_sq / variance if variance > 0 else (0.0 if total_sq == 0 else math.inf)
         )
@@ -763,7 +774,8 @@ class SparseAutoencoderTransformer(
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=_FLOAT_DTYPES, reset=False)
-        return self._map_batches(X, lambda x: self.module_.encode(x)[1], self.n_components, X.dtype)
+        width = self.components_.shape[0]  # as fitted, whatever n_components is now
+        return self._map_batches(X, lambda x: self.module_.encode(x)[1], width, X.dtype)
 
     def inverse_transform(self, X):
         """Decode codes back to the input space.
@@ -780,10 +792,10 @@ class SparseAutoencoderTransformer(
         """
         check_is_fitted(self)
         X = check_array(X, dtype=_FLOAT_DTYPES, input_name="X")
-        if X.shape[1] != self.n_components:
+        if X.shape[1] != self.components_.shape[0]:
             raise ValueError(
                 f"X has {X.shape[1]} features, but inverse_transform expects codes of "
-                f"width n_components={self.n_components}."
+                f"width n_components={self.components_.shape[0]}."
             )
         return self._map_batches(X, self.module_.decode, self.n_features_in_, X.dtype)
 
@@ -827,7 +839,7 @@ class SparseAutoencoderTransformer(
     @property
     def _n_features_out(self):
         """Number of transformed output features (for get_feature_names_out)."""
-        return self.n_components
+        return self.components_.shape[0]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -866,9 +878,9 @@ class SparseAutoencoderTransformer(
 
 
 def _validation_score(module: SparseAutoencoder, X_val: torch.Tensor) -> torch.Tensor:
-    """Negative mean squared reconstruction error on held-out data."""
+    """Negative mean squared reconstruction error on held-out data, on the loss's scale."""
     with torch.no_grad():
-        return -(module(X_val).reconstruction - X_val).pow(2).mean()
+        return -module.residual(module(X_val).reconstruction, X_val).pow(2).mean()
 
 
 def _tensors_to_cpu(obj):

@@ -152,6 +152,15 @@ class SparseAutoencoder(nn.Module):
             return x
         return (x - self.input_mean) / self.input_scale
 
+    def residual(self, reconstruction: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``(reconstruction - x) / input_scale``: the error on the scale losses use.
+
+        Squared errors, early stopping's validation score and the fitted diagnostics
+        are computed from this, so that they mean the same and cannot overflow
+        whatever the units of ``x`` (the identity scale for a sigmoid output).
+        """
+        return (reconstruction - x) / self.input_scale
+
     @torch.no_grad()
     def reset_parameters(self, generator: torch.Generator, x_mean: torch.Tensor) -> None:
         """Initialise every parameter from ``generator`` and the data mean.

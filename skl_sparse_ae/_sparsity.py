@@ -136,6 +136,7 @@ def auxk_loss(
     dead_mask: torch.Tensor,
     k_aux: int,
     decode_linear,
+    eps: float = 1e-6,
 ) -> torch.Tensor:
     r"""Auxiliary TopK loss that lets dead units learn from the residual (AuxK).
 
@@ -143,10 +144,20 @@ def auxk_loss(
     TopK of the dead units' pre-activations (``k_aux`` per sample, live units masked
     out), the dead units are asked to reconstruct the residual:
 
-    .. math:: \mathcal{L}_{aux} = \frac{1}{2m} \sum_i \| e_i - W_{dec} z_{aux,i} \|^2
+    .. math::
 
-    (Gao et al. 2024, section A.2). ``residual`` is detached by the caller, so only
-    the dead units' encoder and decoder weights receive this gradient.
+        \mathcal{L}_{aux} = \frac{1}{2m} \sum_i \frac{\| e_i - W_{dec} z_{aux,i} \|^2}{s_e^2},
+        \qquad s_e^2 = \max\Big(\frac{1}{m d} \sum_{i,f} e_{if}^2,\ \epsilon\Big)
+
+    (Gao et al. 2024, section A.2). Dividing by the residual's mean square
+    :math:`s_e^2` is what keeps AuxK alive late in training, when the residual is
+    small: :math:`\mathcal{L}_{aux}` is :math:`\frac{d}{2}` times the normalised
+    MSE of openai/sparse_autoencoder, on the scale of the main term
+    :math:`\frac{1}{2m}\sum_i \|\hat x_i - x_i\|^2` of standardised data
+    (:math:`\frac{d}{2}` times the fraction of variance unexplained), so that
+    their ratio is the reference implementation's. ``residual`` is detached by
+    the caller, so only the dead units' encoder and decoder weights receive this
+    gradient.
 
     Parameters
     ----------
@@ -160,18 +171,28 @@ def auxk_loss(
         Number of dead units used per sample.
     decode_linear : callable
         Maps a code to its reconstruction without biases (``z @ W_dec``).
+    eps : float, default=1e-6
+        Floor of :math:`s_e^2`, so that a (near-)perfect reconstruction gives a
+        finite loss (on the standardised scale the data's variance is 1).
 
     Returns
     -------
     Tensor
         A scalar (zero when no unit is dead).
+
+    Notes
+    -----
+    No host synchronisation: live units are masked to :math:`-\infty`, so when
+    fewer than ``k_aux`` units are dead TopK also picks some of them, and ReLU
+    turns those into zeros; the loss is multiplied by ``dead_mask.any()``.
     """
-    n_dead = int(dead_mask.sum())
-    if n_dead == 0 or k_aux <= 0:
+    if k_aux <= 0:
         return pre_code.new_zeros(())
     masked = pre_code.masked_fill(~dead_mask, float("-inf"))
-    z_aux = topk_activation(masked, min(k_aux, n_dead))
-    return 0.5 * (decode_linear(z_aux) - residual).pow(2).sum(dim=1).mean()
+    z_aux = topk_activation(masked, min(k_aux, pre_code.shape[-1]))
+    scale = residual.pow(2).mean().clamp_min(eps)
+    loss = 0.5 * (decode_linear(z_aux) - residual).pow(2).sum(dim=1).mean() / scale
+    return loss * dead_mask.any()
 
 
 #: Code non-linearities, by the name ``activation`` accepts.

@@ -1,0 +1,445 @@
+"""The sparsity family: penalties and activations, TopK, denoising, tied weights, diagnostics.
+
+The pure functions of ``_sparsity`` are checked against formulas written out in numpy;
+the estimator-level behaviour (TopK's constraints, denoising, tied weights and the
+diagnostics after ``fit``) against values computed independently from ``transform`` and
+``inverse_transform``. Quality (how good the models are) lives in ``test_quality.py``.
+"""
+
+import re
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import ConvergenceWarning
+
+import skl_sparse_ae._estimator as estimator_module
+from skl_sparse_ae import SparseAutoencoderTransformer
+from skl_sparse_ae._sparsity import (
+    ACTIVATIONS,
+    SPARSITY_PENALTIES,
+    auxk_loss,
+    kl_divergence,
+    kl_penalty,
+    l1_penalty,
+    topk_activation,
+)
+from skl_sparse_ae._training import corrupt
+
+
+@pytest.fixture
+def X(digits01):
+    """300 digits in [0, 1], float64 (a writeable copy)."""
+    return np.array(digits01[:300])
+
+
+def _fit(X, **params):
+    params = {"n_components": 16, "max_iter": 5, "random_state": 0, **params}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return SparseAutoencoderTransformer(**params).fit(X)
+
+
+def _randn(*shape, seed=0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+# --------------------------------------------------------------------------- KL
+def test_kl_divergence_is_the_bernoulli_kl_summed_over_units():
+    rho = 0.05
+    rho_hat = np.random.RandomState(0).uniform(0.01, 0.99, size=20)
+    expected = np.sum(rho * np.log(rho / rho_hat) + (1 - rho) * np.log((1 - rho) / (1 - rho_hat)))
+    got = kl_divergence(rho, torch.as_tensor(rho_hat))
+    assert got.shape == ()
+    assert float(got) == pytest.approx(expected, rel=1e-12)
+
+
+def test_kl_divergence_is_zero_at_the_target_and_positive_elsewhere():
+    rho = 0.1
+    assert float(kl_divergence(rho, torch.full((7,), rho, dtype=torch.float64))) == 0.0
+    for value in (0.02, 0.09, 0.11, 0.5):
+        assert float(kl_divergence(rho, torch.full((3,), value, dtype=torch.float64))) > 0
+
+
+def test_kl_divergence_of_saturated_units_is_large_but_finite():
+    value = kl_divergence(0.05, torch.tensor([0.0, 1.0], dtype=torch.float64))
+    assert torch.isfinite(value) and float(value) > 10
+
+
+def test_kl_penalty_uses_the_batch_mean_and_maps_tanh_codes_to_0_1():
+    code = torch.rand(50, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    rho = 0.2
+    sigmoid = kl_penalty(code, rho, "sigmoid")
+    assert float(sigmoid) == pytest.approx(float(kl_divergence(rho, code.mean(dim=0))))
+    # a tanh code h in (-1, 1) enters as (1 + h) / 2: 2a - 1 gives back a
+    tanh = kl_penalty(2 * code - 1, rho, "tanh")
+    assert float(tanh) == pytest.approx(float(sigmoid), rel=1e-12)
+
+
+def test_kl_penalty_rejects_unbounded_codes():
+    with pytest.raises(ValueError, match="activation='relu'"):
+        kl_penalty(torch.ones(3, 2), 0.1, "relu")
+
+
+# --------------------------------------------------------------------------- L1
+def test_l1_penalty_is_the_summed_absolute_code_averaged_over_samples():
+    code = _randn(30, 9)
+    expected = np.abs(code.numpy()).sum(axis=1).mean()
+    assert float(l1_penalty(code)) == pytest.approx(expected, rel=1e-12)
+
+
+# ------------------------------------------------------------------------- TopK
+@pytest.mark.parametrize("k", [1, 3, 7])
+def test_topk_activation_keeps_exactly_the_k_largest_and_relus_them(k):
+    pre = _randn(40, 7, seed=k)
+    got = topk_activation(pre, k).numpy()
+    pre = pre.numpy()
+    expected = np.zeros_like(pre)
+    rows = np.arange(pre.shape[0])[:, None]
+    largest = np.argsort(-pre, axis=1)[:, :k]
+    expected[rows, largest] = np.maximum(pre[rows, largest], 0)
+    np.testing.assert_array_equal(got, expected)
+    assert ((got != 0).sum(axis=1) <= k).all()
+    # where the k largest are all positive there are exactly k non-zeros
+    positive = np.sort(pre, axis=1)[:, -k] > 0
+    assert positive.any()
+    assert ((got[positive] != 0).sum(axis=1) == k).all()
+
+
+def test_topk_activation_gradient_reaches_only_the_kept_positive_units():
+    pre = _randn(10, 6).requires_grad_()
+    code = topk_activation(pre, 2)
+    code.sum().backward()
+    np.testing.assert_array_equal(pre.grad.numpy(), (code > 0).double().numpy())
+
+
+# ------------------------------------------------------------------------- AuxK
+def _auxk_problem(n_dead, seed=0):
+    pre = _randn(12, 8, seed=seed).requires_grad_()
+    decoder = _randn(8, 5, seed=seed + 1).requires_grad_()
+    residual = _randn(12, 5, seed=seed + 2)
+    dead = torch.zeros(8, dtype=torch.bool)
+    dead[8 - n_dead :] = True
+    return pre, decoder, residual, dead
+
+
+def test_auxk_loss_is_zero_without_dead_units():
+    pre, decoder, residual, dead = _auxk_problem(0)
+    loss = auxk_loss(pre, residual, dead, 4, lambda z: z @ decoder)
+    assert float(loss.detach()) == 0.0
+    if loss.requires_grad:
+        loss.backward()
+        assert not pre.grad.any() and not decoder.grad.any()
+
+
+def test_auxk_loss_matches_the_formula():
+    """Half the squared error of the dead units' TopK, over the residual's mean square."""
+    pre, decoder, residual, dead = _auxk_problem(4)
+    k_aux = 2
+    got = float(auxk_loss(pre, residual, dead, k_aux, lambda z: z @ decoder).detach())
+    p, w, e = pre.detach().numpy(), decoder.detach().numpy(), residual.numpy()
+    z = np.zeros_like(p)
+    for i, row in enumerate(p):
+        candidates = np.flatnonzero(dead.numpy())
+        top = candidates[np.argsort(-row[candidates])[:k_aux]]
+        z[i, top] = np.maximum(row[top], 0)
+    expected = 0.5 * ((z @ w - e) ** 2).sum(axis=1).mean() / (e**2).mean()
+    assert got == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("n_dead", [1, 3, 8])
+def test_auxk_gradient_reaches_only_dead_units(n_dead):
+    pre, decoder, residual, dead = _auxk_problem(n_dead, seed=n_dead)
+    auxk_loss(pre, residual, dead, 4, lambda z: z @ decoder).backward()
+    live = ~dead
+    assert not pre.grad[:, live].any()
+    assert not decoder.grad[live].any()
+    assert pre.grad[:, dead].abs().sum() > 0
+    assert decoder.grad[dead].abs().sum() > 0
+
+
+def test_auxk_loss_does_not_depend_on_the_residual_scale():
+    """AuxK is normalised by the residual, as openai/sparse_autoencoder's AuxK.
+
+    Late in training the residual is small; an unnormalised AuxK then fades away
+    and dead units stay dead (measured on digits, 256 units, k=8, 100 epochs:
+    10/256 dead units with the unnormalised loss, 2/256 with this one).
+    """
+    pre, decoder, residual, dead = _auxk_problem(3)
+    values = []
+    for scale in (1.0, 1e-2):
+
+        def decode(z, scale=scale):
+            return scale * (z @ decoder)
+
+        values.append(float(auxk_loss(pre, scale * residual, dead, 2, decode).detach()))
+    assert values[1] == pytest.approx(values[0], rel=1e-9)
+
+
+def test_auxk_loss_is_finite_for_a_perfect_reconstruction():
+    pre, decoder, residual, dead = _auxk_problem(3)
+    loss = auxk_loss(pre, torch.zeros_like(residual), dead, 2, lambda z: z @ decoder)
+    assert torch.isfinite(loss)
+
+
+def test_registries_are_the_allowed_parameter_values():
+    constraints = SparseAutoencoderTransformer._parameter_constraints
+    assert constraints["activation"][0].options == set(ACTIVATIONS)
+    assert constraints["sparsity"][0].options == set(SPARSITY_PENALTIES)
+    for allowed in SPARSITY_PENALTIES.values():
+        assert set(allowed) <= set(ACTIVATIONS)
+
+
+# ------------------------------------------------------------- TopK estimator
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"k": 1},
+        {"k": 3},
+        {"k": 3, "tied_weights": True},
+        {"k": 2, "hidden_layer_sizes": (24,), "activation": "relu"},
+        {"k": 3, "loss": "bce"},
+    ],
+)
+def test_topk_transform_has_at_most_k_non_zeros_per_row(X, params):
+    sae = _fit(X, sparsity="topk", **params)
+    codes = sae.transform(X)
+    counts = (codes != 0).sum(axis=1)
+    assert counts.max() <= params["k"]
+    assert (codes >= 0).all()
+    assert counts.mean() > params["k"] - 1  # and (nearly) always exactly k
+    assert sae.mean_l0_ <= params["k"]
+
+
+def test_topk_default_k_is_an_eighth_of_the_code(X):
+    codes = _fit(X, sparsity="topk", n_components=32).transform(X)
+    assert (codes != 0).sum(axis=1).max() == 4
+
+
+@pytest.mark.parametrize("k", [17, 100])
+def test_topk_k_larger_than_the_code_is_a_clear_error(X, k):
+    sae = SparseAutoencoderTransformer(n_components=16, sparsity="topk", k=k)
+    with pytest.raises(ValueError, match=rf"1 <= k <= n_components=16; got k={k}"):
+        sae.fit(X)
+    assert not hasattr(sae, "module_")
+
+
+@pytest.mark.parametrize("k", [0, -2, 2.5, "3"])
+def test_topk_k_must_be_a_positive_integer(X, k):
+    with pytest.raises(ValueError, match="'k' parameter"):
+        SparseAutoencoderTransformer(n_components=16, sparsity="topk", k=k).fit(X)
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_topk_decoder_rows_stay_unit_norm_through_training(X, tied):
+    sae = _fit(X, sparsity="topk", k=2, tied_weights=tied)
+    module = sae.module_
+    rows = module.decoder_weight(1).detach().norm(dim=1)
+    torch.testing.assert_close(rows, torch.ones_like(rows))
+    # components_ are the rows in the units of X: norm = the standardisation scale
+    np.testing.assert_allclose(
+        np.linalg.norm(sae.components_, axis=1), float(module.input_scale), rtol=1e-6
+    )
+
+
+def test_topk_pre_encoder_bias_starts_at_the_data_mean_and_is_learnt(X):
+    """b_pre is the output bias: 0 on the standardised scale = the data mean in X units."""
+    sae = _fit(X, sparsity="topk", k=2, max_iter=1)
+    module = sae.module_
+    assert module.center_input
+    start = SparseAutoencoderTransformer(n_components=16, sparsity="topk", k=2, random_state=0)
+    start.set_params(max_iter=1, learning_rate=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        start.fit(X)
+    b_pre = start.module_.output_bias.detach() * start.module_.input_scale
+    b_pre = b_pre + start.module_.input_mean
+    np.testing.assert_allclose(b_pre.numpy(), X.mean(axis=0), atol=1e-6)
+    assert not torch.equal(module.output_bias, start.module_.output_bias)
+
+
+def test_topk_dead_units_are_counted_in_samples(X):
+    """Training counts samples since each unit last fired; one epoch without firing is dead."""
+    sae = _fit(X, sparsity="topk", k=1, n_components=32, max_iter=3)
+    since = sae.module_.samples_since_fired
+    assert since.dtype == torch.long
+    assert int(since.min()) == 0  # some unit fired in the last batch
+    assert int(since.max()) <= 3 * X.shape[0]
+    spec = sae._objective(X.shape[0], X.shape[1])
+    assert spec.dead_after == X.shape[0]
+    assert spec.k_aux == X.shape[1] // 2
+
+
+# ----------------------------------------------------------------- denoising
+@pytest.mark.parametrize("noise_type, noise", [("gaussian", 0.2), ("masking", 0.3)])
+def test_denoising_is_reproducible_and_transform_deterministic(X, noise_type, noise):
+    torch_state, numpy_state = torch.get_rng_state(), np.random.get_state()  # noqa: NPY002
+    first = _fit(X, noise=noise, noise_type=noise_type)
+    second = _fit(X, noise=noise, noise_type=noise_type)
+    # the corruption comes from the estimator's own generator, not the global ones
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    assert np.array_equal(np.random.get_state()[1], numpy_state[1])  # noqa: NPY002
+    np.testing.assert_array_equal(first.components_, second.components_)
+    assert first.loss_curve_ == second.loss_curve_
+    # transform and score see the clean input, with no randomness
+    codes = first.transform(X)
+    np.testing.assert_array_equal(codes, first.transform(X))
+    clean = first.module_.encode(torch.as_tensor(X, dtype=torch.float64))[1].detach().numpy()
+    np.testing.assert_allclose(codes, clean, rtol=1e-12, atol=1e-12)
+    assert first.score(X) == first.score(X)
+
+
+@pytest.mark.parametrize("noise_type, noise", [("gaussian", 0.2), ("masking", 0.3)])
+def test_denoising_changes_training_and_follows_random_state(X, noise_type, noise):
+    plain = _fit(X)
+    noisy = _fit(X, noise=noise, noise_type=noise_type)
+    other_seed = _fit(X, noise=noise, noise_type=noise_type, random_state=1)
+    assert not np.allclose(plain.components_, noisy.components_)
+    assert not np.allclose(noisy.components_, other_seed.components_)
+    # fitting on corrupted inputs against clean targets costs training loss
+    assert noisy.loss_curve_[-1] > plain.loss_curve_[-1]
+
+
+@pytest.mark.parametrize("noise_type, noise", [("gaussian", 0.3), ("masking", 0.25)])
+def test_corruption_has_the_documented_distribution(noise_type, noise):
+    x = torch.full((400, 50), 0.5, dtype=torch.float64)
+    torch_state = torch.get_rng_state()
+    first = corrupt(x, noise, noise_type, torch.Generator().manual_seed(0))
+    again = corrupt(x, noise, noise_type, torch.Generator().manual_seed(0))
+    assert torch.equal(first, again)
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    if noise_type == "gaussian":
+        assert float((first - x).mean()) == pytest.approx(0.0, abs=0.01)
+        assert float((first - x).std()) == pytest.approx(noise, rel=0.03)
+    else:
+        assert set(first.unique().tolist()) == {0.0, 0.5}
+        assert float((first == 0).double().mean()) == pytest.approx(noise, abs=0.01)
+
+
+def test_corruption_is_drawn_while_training_only(X, monkeypatch):
+    """Every training batch is corrupted, from the estimator's generator; inference never."""
+    calls = []
+
+    def spy(x, noise, noise_type, generator):
+        calls.append((x.shape[0], noise, noise_type, generator))
+        return corrupt(x, noise, noise_type, generator)
+
+    monkeypatch.setattr(estimator_module, "corrupt", spy)
+    sae = _fit(X, noise=0.3, noise_type="masking", batch_size=100, max_iter=2)
+    assert [c[0] for c in calls] == [100] * 6
+    assert all(c[1:3] == (0.3, "masking") for c in calls)
+    assert all(isinstance(c[3], torch.Generator) for c in calls)
+    calls.clear()
+    sae.transform(X)
+    sae.inverse_transform(sae.transform(X))
+    sae.score(X)
+    sae.score_samples(X)
+    assert calls == []
+    _fit(X, noise=0.0, max_iter=2)
+    assert calls == []
+
+
+def test_masking_noise_must_be_a_probability(X):
+    with pytest.raises(ValueError, match=r"noise_type='masking'.*< 1"):
+        SparseAutoencoderTransformer(noise=1.0, noise_type="masking").fit(X)
+
+
+# -------------------------------------------------------------- tied weights
+@pytest.mark.parametrize("hidden", [(), (24,)])
+def test_tied_weights_are_one_matrix_per_layer(X, hidden):
+    sae = _fit(X, tied_weights=True, hidden_layer_sizes=hidden)
+    module = sae.module_
+    n_layers = len(hidden) + 1
+    matrices = [p for p in module.parameters() if p.ndim == 2]
+    assert len(matrices) == n_layers == len(module.weights())
+    assert module.decoder_weights is None
+    for layer in range(1, n_layers + 1):
+        assert module.decoder_weight(layer) is module.encoder_weights[layer - 1]
+    untied = _fit(X, hidden_layer_sizes=hidden).module_
+    assert len([p for p in untied.parameters() if p.ndim == 2]) == 2 * n_layers
+
+
+def test_tied_components_are_the_encoder_weights_in_the_units_of_x(X):
+    sae = _fit(X, tied_weights=True)
+    encoder = sae.module_.encoder_weights[0].detach().numpy()
+    scale = float(sae.module_.input_scale)
+    assert scale != 1.0
+    np.testing.assert_allclose(sae.components_, encoder * scale, rtol=1e-12)
+    # a sigmoid output is not standardised: components_ is the encoder matrix itself
+    bce = _fit(X, tied_weights=True, loss="bce")
+    np.testing.assert_array_equal(bce.components_, bce.module_.encoder_weights[0].detach())
+
+
+def test_tied_weights_are_trained(X):
+    before = _fit(X, tied_weights=True, max_iter=1, learning_rate=1e-12)
+    after = _fit(X, tied_weights=True, max_iter=5)
+    assert not np.allclose(before.components_, after.components_, atol=1e-3)
+    assert after.loss_curve_[-1] < after.loss_curve_[0]
+
+
+# --------------------------------------------------------------- diagnostics
+DIAGNOSTIC_CASES = {
+    "kl-sigmoid": ({"sparsity": "kl"}, 0.5),
+    "kl-tanh": ({"sparsity": "kl", "activation": "tanh"}, 0.0),
+    "l1-relu": ({"sparsity": "l1", "activation": "relu"}, 0.0),
+    "l1-sigmoid": ({"sparsity": "l1"}, 0.5),
+    "topk": ({"sparsity": "topk", "k": 3}, 0.0),
+    "topk-tied": ({"sparsity": "topk", "k": 3, "tied_weights": True}, 0.0),
+    "none": ({"sparsity": None}, 0.5),
+    "bce-kl": ({"loss": "bce"}, 0.5),
+    "stacked-relu": ({"sparsity": "l1", "activation": "relu", "hidden_layer_sizes": (24,)}, 0.0),
+    "denoising": ({"noise": 0.2}, 0.5),
+}
+
+
+@pytest.mark.parametrize("case", DIAGNOSTIC_CASES)
+def test_diagnostics_match_transform_and_inverse_transform(X, case):
+    params, threshold = DIAGNOSTIC_CASES[case]
+    sae = _fit(X, **params)
+    codes = sae.transform(X)
+    errors = (sae.inverse_transform(codes) - X) ** 2
+    assert sae.reconstruction_err_ == pytest.approx(errors.mean(), rel=1e-9)
+    assert sae.reconstruction_err_ == pytest.approx(-sae.score(X), rel=1e-9)
+    variance = ((X - X.mean(axis=0)) ** 2).sum()
+    assert sae.fraction_variance_unexplained_ == pytest.approx(errors.sum() / variance, rel=1e-9)
+    np.testing.assert_allclose(sae.mean_activation_, codes.mean(axis=0), rtol=1e-9, atol=1e-12)
+    active = codes > threshold
+    assert sae.mean_l0_ == pytest.approx(active.sum(axis=1).mean(), rel=1e-12)
+    np.testing.assert_array_equal(sae.dead_components_, ~active.any(axis=0))
+    assert sae.dead_components_.dtype == bool
+    assert sae.mean_activation_.shape == sae.dead_components_.shape == (16,)
+
+
+def test_diagnostics_are_float32_consistent(X):
+    X32 = X.astype(np.float32)
+    sae = _fit(X32, sparsity="topk", k=3)
+    codes = sae.transform(X32)
+    assert codes.dtype == np.float32
+    errors = (sae.inverse_transform(codes).astype(np.float64) - X32) ** 2
+    assert sae.reconstruction_err_ == pytest.approx(errors.mean(), rel=1e-5)
+    assert sae.mean_l0_ == pytest.approx((codes > 0).sum(axis=1).mean())
+
+
+def test_fraction_variance_unexplained_is_one_for_the_mean(X):
+    """A model that ignores its input (a masked-out code) explains nothing: FVU ~ 1."""
+    sae = _fit(X, sparsity=None)
+    with torch.no_grad():
+        for weight in sae.module_.weights():
+            weight.zero_()
+    sae._set_diagnostics(X)
+    # the output bias started at the mean and moved a little in 5 epochs
+    assert sae.fraction_variance_unexplained_ == pytest.approx(1.0, abs=0.05)
+    assert sae.fraction_variance_unexplained_ >= 1.0
+
+
+def test_verbose_reports_loss_and_topk_sparsity_per_epoch(X, capsys):
+    sae = _fit(X, sparsity="topk", k=3, max_iter=3, tol=0, verbose=1)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == sae.n_iter_ == 3
+    for line, loss in zip(lines, sae.loss_curve_):
+        match = re.search(r"loss (\S+), mean activation (\S+), active units (\S+)/16", line)
+        assert match, line
+        assert float(match.group(1)) == pytest.approx(loss, rel=1e-5)
+        assert float(match.group(2)) > 0
+        assert 0 < float(match.group(3)) <= 3
