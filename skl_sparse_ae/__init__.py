@@ -1,7 +1,8 @@
 """Sparse autoencoders as scikit-learn transformers, trained with PyTorch."""
 
+from . import datasets
 from ._estimator import SparseAutoencoderTransformer
 
 __version__ = "0.1.0"
 
-__all__ = ["SparseAutoencoderTransformer", "__version__"]
+__all__ = ["SparseAutoencoderTransformer", "__version__", "datasets"]
