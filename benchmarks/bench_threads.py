@@ -1,0 +1,146 @@
+"""Calibrate the thread rule: one torch thread or all of them, per training step size.
+
+For a grid of problem sizes (batch x n_features -> n_components, one code layer,
+sigmoid code, KL penalty, Adam) this times our training step (``train_step``,
+what ``fit`` runs) with 1 thread and with every thread, interleaved, and reports
+the speed-up of all threads over one against the step's floating point
+operations, ``6 * batch * 2 * n_features * n_components`` (forward 2, backward 4
+per weight and sample, encoder and decoder).
+
+The rule in ``skl_sparse_ae._device.choose_num_threads`` uses one thread below
+``SMALL_STEP_FLOPS``; the script prints the threshold these measurements suggest:
+the one that loses the least time over the grid, i.e. that minimises
+``sum(|log speed-up|)`` over the sizes where the rule would pick the slower
+setting (robust to a few noisy points on a shared machine), placed at the
+geometric middle of the best range.
+
+Run: python benchmarks/bench_threads.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import time
+
+import torch
+from _common import machine, median, table
+
+from skl_sparse_ae._device import SMALL_STEP_FLOPS
+from skl_sparse_ae._model import SparseAutoencoder
+from skl_sparse_ae._training import Objective, make_adam, train_step
+
+SPEC = Objective(
+    loss="mse",
+    sparsity="kl",
+    sparsity_target=0.05,
+    sparsity_weight=0.1,
+    weight_decay=1e-4,
+    activation="sigmoid",
+)
+
+
+def step_time(batch, d, k, threads, seconds, dtype):
+    """Median seconds per step over ``seconds`` of stepping with ``threads``."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        gen = torch.Generator().manual_seed(0)
+        X = torch.rand(batch, d, generator=gen, dtype=dtype)
+        module = SparseAutoencoder(d, k, dtype=dtype)
+        module.reset_parameters(gen, X.mean(dim=0))
+        optimizer = make_adam(module.parameters(), 1e-3)
+        for _ in range(3):  # warm-up
+            train_step(module, optimizer, X, SPEC)
+        times = []
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end or len(times) < 5:
+            tic = time.perf_counter()
+            train_step(module, optimizer, X, SPEC)
+            times.append(time.perf_counter() - tic)
+        return median(times)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer sizes, shorter timings")
+    parser.add_argument("--float64", action="store_true", help="time float64 (default float32)")
+    args = parser.parse_args()
+    dtype = torch.float64 if args.float64 else torch.float32
+    all_threads = torch.get_num_threads()
+    shapes = [(64, 64), (64, 256), (256, 256), (784, 256), (784, 1024)]
+    batches = [32, 128, 512] if args.quick else [16, 64, 128, 256, 1024]
+    seconds = 0.15 if args.quick else 0.4
+    rounds = 2 if args.quick else 3
+
+    results = {}
+    for _ in range(rounds):  # interleave 1 thread / all threads, round after round
+        for d, k in shapes:
+            for batch in batches:
+                for threads in (1, all_threads):
+                    t = step_time(batch, d, k, threads, seconds, dtype)
+                    results.setdefault((batch, d, k, threads), []).append(t)
+
+    rows, points = [], []
+    for d, k in shapes:
+        for batch in batches:
+            flops = 6.0 * batch * 2 * d * k
+            t1 = median(results[(batch, d, k, 1)])
+            tn = median(results[(batch, d, k, all_threads)])
+            points.append((flops, t1 / tn))
+            rows.append(
+                [
+                    f"{batch}x{d}->{k}",
+                    f"{flops:.2e}",
+                    f"{t1 * 1e3:.3f}",
+                    f"{tn * 1e3:.3f}",
+                    f"{t1 / tn:.2f}",
+                ]
+            )
+    rows.sort(key=lambda r: float(r[1]))
+    print(f"Training step, {dtype}, median of {rounds} interleaved rounds; {machine()}")
+    print(
+        table(
+            rows,
+            [
+                "batch x d -> k",
+                "step FLOPs",
+                "ms, 1 thread",
+                f"ms, {all_threads} threads",
+                f"speed-up ({all_threads} vs 1)",
+            ],
+        )
+    )
+    if all_threads == 1:
+        print("Only one thread available: nothing to calibrate.")
+        return
+    low, high = suggest_threshold(points)
+    print(
+        f"Least time lost with one thread below any threshold in [{low:.2e}, {high:.2e}] "
+        f"FLOPs/step: suggested SMALL_STEP_FLOPS ~ {math.sqrt(low * high):.1e} "
+        f"(current: {SMALL_STEP_FLOPS:.1e})."
+    )
+
+
+def suggest_threshold(points):
+    """The range of thresholds that loses the least time on ``(flops, speed-up)``."""
+    sizes = sorted({f for f, _ in points})
+    candidates = [sizes[0] / 2, *(math.sqrt(a * b) for a, b in itertools.pairwise(sizes))]
+    candidates.append(sizes[-1] * 2)
+
+    def lost(threshold):
+        return sum(abs(math.log(s)) for f, s in points if (f < threshold) == (s > 1.0))
+
+    costs = [lost(t) for t in candidates]
+    best = [t for t, c in zip(candidates, costs) if c <= min(costs) + 1e-12]
+    # the tied candidates span [best[0], best[-1]]; widen to the measured sizes around them
+    low = max([f for f in sizes if f < best[0]], default=best[0])
+    high = min([f for f in sizes if f > best[-1]], default=best[-1])
+    return low, high
+
+
+if __name__ == "__main__":
+    main()
