@@ -419,7 +419,9 @@ def test_early_stopping_restores_the_best_weights(X, monkeypatch):
     assert seen["X_val"].shape[0] == 40 and seen["n_train"] == 160
     X_val = seen["X_val"].numpy()
     # the final model is the best one: its validation score is the best score
-    assert sae.score(X_val) == pytest.approx(sae.best_validation_score_, rel=1e-10)
+    # (the score is in the units of X, the validation score on the loss's scale s)
+    scale = float(sae.module_.input_scale)
+    assert sae.score(X_val) / scale**2 == pytest.approx(sae.best_validation_score_, rel=1e-10)
     assert sae.score(X_val) > scores[-1]
 
 
