@@ -41,11 +41,13 @@ from ._training import (
     Objective,
     activity_threshold,
     check_finite,
+    check_finite_fit,
     corrupt,
     fit_lbfgs,
     fit_minibatch,
     make_adam,
     run_epoch,
+    training_diagnostics,
 )
 
 __all__ = ["SparseAutoencoderTransformer"]
@@ -691,7 +693,7 @@ class SparseAutoencoderTransformer(
         self.loss_curve_ = history.loss_curve
         self.validation_scores_ = history.validation_scores if use_validation else None
         self.best_validation_score_ = history.best_validation_score if use_validation else None
-        self._set_diagnostics(X)
+        self._set_diagnostics([Xt] if X_val is None else [Xt, X_val], X.dtype)
         if not incremental and not history.converged:
             warnings.warn(
                 f"{type(self).__name__} stopped after max_iter={self.max_iter} "
@@ -720,43 +722,36 @@ class SparseAutoencoderTransformer(
         if self.verbose:
             print(f"partial_fit {history.n_iter}: loss {loss:.6g}", flush=True)
 
-    def _set_diagnostics(self, X: np.ndarray) -> None:
-        """Training-set diagnostics (see the class docstring for the formulas)."""
+    def _set_diagnostics(self, parts: list[torch.Tensor], dtype) -> None:
+        """Training-set diagnostics (see the class docstring for the formulas).
+
+        ``parts`` are the training rows already on the device (training and
+        validation parts), reduced chunk by chunk by :func:`._training.training_diagnostics`.
+        """
         module = self.module_
+        rows = self._inference_rows(module)
         threshold = activity_threshold(self.activation, module.k is not None)
-        width = self.n_components
-
-        def stats(x):
-            out = module(x)
-            code = out.code
-            return torch.cat(
-                [
-                    code,
-                    (code > threshold).to(code.dtype),
-                    module.residual(out.reconstruction, x).pow(2).sum(dim=1, keepdim=True),
-                ],
-                dim=1,
-            )
-
-        table = self._map_batches(X, stats, 2 * width + 1, np.float64)
-        codes, active, sq_err = table[:, :width], table[:, width : 2 * width], table[:, -1]
+        with num_threads(self._threads(module, rows, training=False)):
+            stats = training_diagnostics(module, parts, threshold, rows)
+        unit = "iteration" if self.solver == "lbfgs" else "epoch"
+        check_finite_fit(stats, f"the end of {unit} {self.n_iter_}")
         # Sums of squares on the loss's scale s (no overflow); s**2 brings the
         # error back to the units of X (a Python float: inf past float64's range).
         scale = float(module.input_scale)
-        total_sq = float(sq_err.sum())
-        centred = (X - X.mean(axis=0, dtype=np.float64)) / scale
-        variance = float(np.einsum("ij,ij->", centred, centred))
-        self.reconstruction_err_ = total_sq * scale * scale / X.size
+        n_values = stats.n_samples * module.sizes[0]
+        self.reconstruction_err_ = stats.squared_error * scale * scale / n_values
         self.fraction_variance_unexplained_ = (
-            total_sq / variance if variance > 0 else (0.0 if total_sq == 0 else math.inf)
+            stats.squared_error / stats.variance
+            if stats.variance > 0
+            else (0.0 if stats.squared_error == 0 else math.inf)
         )
-        self.mean_activation_ = codes.mean(axis=0)
-        self.mean_l0_ = float(active.sum(axis=1).mean())
-        self.dead_components_ = active.max(axis=0) == 0
+        self.mean_activation_ = stats.code_sum.numpy() / stats.n_samples
+        self.mean_l0_ = stats.active_total / stats.n_samples
+        self.dead_components_ = stats.active_count.numpy() == 0
         top = module.decoder_weight(len(module.sizes) - 1)
         if len(module.sizes) == 2:  # in the units of X, as PCA's components_
             top = top * module.input_scale
-        self.components_ = to_numpy(top, X.dtype)
+        self.components_ = to_numpy(top, dtype)
 
     # ---------------------------------------------------------------- inference
     def transform(self, X):

@@ -40,12 +40,14 @@ from ._model import AutoencoderOutput, SparseAutoencoder
 from ._sparsity import ACTIVATIONS, auxk_loss, kl_penalty, l1_penalty
 
 __all__ = [
+    "Diagnostics",
     "History",
     "LeanAdam",
     "Objective",
     "activity_threshold",
     "analytic_step",
     "check_finite",
+    "check_finite_fit",
     "corrupt",
     "cross_entropy",
     "fit_lbfgs",
@@ -57,6 +59,7 @@ __all__ = [
     "squared_error",
     "supports_analytic_step",
     "train_step",
+    "training_diagnostics",
     "weight_penalty",
 ]
 
@@ -561,14 +564,98 @@ class DivergedError(ValueError):
     """The training loss became NaN or infinite."""
 
 
+def _diverged(what: str, where: str) -> DivergedError:
+    return DivergedError(
+        f"Training diverged: {what} at {where}. The model was left as it was before "
+        "this call. Lower learning_rate, scale X (for example with StandardScaler or "
+        "MinMaxScaler), or lower sparsity_weight."
+    )
+
+
 def check_finite(value: float, where: str) -> None:
     """Raise :class:`DivergedError` (a ValueError) if the loss is NaN or infinite."""
     if not math.isfinite(value):
-        raise DivergedError(
-            f"Training diverged: the loss became {value} at {where}. The model was left "
-            "as it was before this call. Lower learning_rate, scale X (for example "
-            "with StandardScaler or MinMaxScaler), or lower sparsity_weight."
-        )
+        raise _diverged(f"the loss became {value}", where)
+
+
+class Diagnostics(NamedTuple):
+    """Sums over the training data that the fitted diagnostics are made of (float64)."""
+
+    n_samples: int
+    squared_error: float
+    variance: float
+    code_sum: torch.Tensor
+    active_count: torch.Tensor
+    active_total: float
+
+
+@torch.inference_mode()
+def training_diagnostics(
+    module: SparseAutoencoder, parts: list[torch.Tensor], threshold: float, rows: int
+) -> Diagnostics:
+    r"""Sums over the training data for the fitted diagnostics, ``rows`` at a time.
+
+    With :math:`r = (\hat x - x) / s` the residual on the loss's scale
+    (:meth:`._model.SparseAutoencoder.residual`), :math:`c` the model's ``input_mean``
+    (a shift that keeps the variance sum accurate), :math:`h` the code and :math:`t`
+    the activity threshold:
+
+    .. math::
+
+        \text{squared\_error} = \sum_{i,f} r_{if}^2, \qquad
+        \text{variance} = \sum_{i,f} \Big(\frac{x_{if} - c_f}{s}\Big)^2
+            - n \sum_f \Big(\frac{\bar x_f - c_f}{s}\Big)^2
+            = \sum_{i,f} \Big(\frac{x_{if} - \bar x_f}{s}\Big)^2
+
+        \text{code\_sum}_j = \sum_i h_{ij}, \qquad
+        \text{active\_count}_j = \sum_i [h_{ij} > t]
+
+    The sums are additive, so ``parts`` (the training rows, split in any way, e.g.
+    training and validation) are read where they are, chunk by chunk: memory is
+    bounded by ``rows``, not by the number of samples, and nothing is copied to or
+    from the device but the sums (float64; float32 on MPS, which has no float64).
+    """
+    device = parts[0].device
+    acc = torch.float32 if device.type == "mps" else torch.float64
+    width = module.sizes[-1]
+    code_sum = torch.zeros(width, device=device, dtype=acc)
+    active = torch.zeros(width, device=device, dtype=acc)
+    shifted_sum = torch.zeros(module.sizes[0], device=device, dtype=acc)
+    sums = torch.zeros(2, device=device, dtype=acc)  # squared error, shifted squares
+    shift, scale = module.input_mean.to(acc), module.input_scale.to(acc)
+    n = 0
+    for part in parts:
+        for x in part.split(rows):
+            out = module(x)
+            code = out.code.to(acc)
+            code_sum += code.sum(dim=0)
+            active += (code > threshold).sum(dim=0)
+            shifted = (x.to(acc) - shift) / scale
+            shifted_sum += shifted.sum(dim=0)
+            sums[0] += module.residual(out.reconstruction, x).to(acc).pow(2).sum()
+            sums[1] += shifted.pow(2).sum()
+            n += x.shape[0]
+    squared_error, shifted_squares = sums.tolist()
+    variance = shifted_squares - float(shifted_sum.pow(2).sum()) / max(n, 1)
+    active = active.cpu()
+    return Diagnostics(
+        n, squared_error, max(variance, 0.0), code_sum.cpu(), active, float(active.sum())
+    )
+
+
+def check_finite_fit(diagnostics: Diagnostics, where: str) -> None:
+    """Raise :class:`DivergedError` if the trained model's outputs are not finite.
+
+    ``diagnostics`` sums what the trained model gives on the training data (codes,
+    squared errors on the loss's scale); a NaN or infinite entry makes its sum so.
+    The loss is measured before each step, so a step that blows the weights up (the
+    last one of a fit, say) shows only here.
+    """
+    if not (
+        math.isfinite(diagnostics.squared_error)
+        and bool(torch.isfinite(diagnostics.code_sum).all())
+    ):
+        raise _diverged("the trained model's codes or reconstructions are NaN or infinite", where)
 
 
 def _epoch_line(epoch, stats: EpochStats, loss, val_score, seconds, n_components):
@@ -734,9 +821,6 @@ def fit_lbfgs(
     history.n_iter = max(1, n_iter)
     history.loss_curve = curve or [lowest[0]]
     check_finite(history.loss_curve[-1], f"iteration {history.n_iter}")
-    with torch.no_grad():
-        if not all(bool(torch.isfinite(p).all()) for p in module.parameters()):
-            check_finite(math.nan, f"iteration {history.n_iter}")
     history.best_loss = min(history.loss_curve)
     history.converged = n_iter < max_iter and state.get("func_evals", 0) < 2 * max_iter
     return history

@@ -7,6 +7,7 @@ diagnostics after ``fit``) against values computed independently from ``transfor
 """
 
 import re
+import tracemalloc
 import warnings
 
 import numpy as np
@@ -390,12 +391,19 @@ DIAGNOSTIC_CASES = {
     "bce-kl": ({"loss": "bce"}, 0.5),
     "stacked-relu": ({"sparsity": "l1", "activation": "relu", "hidden_layer_sizes": (24,)}, 0.0),
     "denoising": ({"noise": 0.2}, 0.5),
+    # diagnostics cover every training row: the training and the validation part
+    "early-stopping": ({"early_stopping": True}, 0.5),
 }
 
 
+@pytest.mark.parametrize("chunk_rows", [None, 7])
 @pytest.mark.parametrize("case", DIAGNOSTIC_CASES)
-def test_diagnostics_match_transform_and_inverse_transform(X, case):
+def test_diagnostics_match_transform_and_inverse_transform(X, case, chunk_rows, monkeypatch):
     params, threshold = DIAGNOSTIC_CASES[case]
+    if chunk_rows is not None:  # many chunks, the last one partial
+        monkeypatch.setattr(
+            SparseAutoencoderTransformer, "_inference_rows", lambda self, module: chunk_rows
+        )
     sae = _fit(X, **params)
     codes = sae.transform(X)
     errors = (sae.inverse_transform(codes) - X) ** 2
@@ -409,6 +417,25 @@ def test_diagnostics_match_transform_and_inverse_transform(X, case):
     np.testing.assert_array_equal(sae.dead_components_, ~active.any(axis=0))
     assert sae.dead_components_.dtype == bool
     assert sae.mean_activation_.shape == sae.dead_components_.shape == (16,)
+
+
+def test_diagnostics_memory_does_not_grow_with_the_samples():
+    """The diagnostics pass reduces chunk by chunk: no per-sample table of codes.
+
+    A (n, 2k + 1) float64 table would be 8.2 MB here; numpy may allocate only the
+    small per-unit results.
+    """
+    rng = np.random.RandomState(0)
+    sae = _fit(rng.rand(50, 16), n_components=256, max_iter=1)
+    big = torch.from_numpy(rng.rand(4000, 16))
+    tracemalloc.start()
+    try:
+        sae._set_diagnostics([big], np.float64)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 200_000, peak
+    assert sae.mean_activation_.shape == (256,)
 
 
 def test_diagnostics_are_float32_consistent(X):
@@ -427,7 +454,7 @@ def test_fraction_variance_unexplained_is_one_for_the_mean(X):
     with torch.no_grad():
         for weight in sae.module_.weights():
             weight.zero_()
-    sae._set_diagnostics(X)
+    sae._set_diagnostics([torch.from_numpy(X)], X.dtype)
     # the output bias started at the mean and moved a little in 5 epochs
     assert sae.fraction_variance_unexplained_ == pytest.approx(1.0, abs=0.05)
     assert sae.fraction_variance_unexplained_ >= 1.0

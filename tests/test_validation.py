@@ -277,6 +277,17 @@ def test_divergence_in_partial_fit_raises(X_small):
     assert not hasattr(sae, "module_")
 
 
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_diverging_last_step_is_caught(X_small, method, dtype):
+    """One batch, one epoch: the loss (measured before the step) is finite, the weights
+    after it are not. No NaN codes may come out of that."""
+    sae = _fast(batch_size=X_small.shape[0], learning_rate=1e300, max_iter=1)
+    with pytest.raises(DivergedError, match=r"reconstructions are NaN or infinite at the end of"):
+        getattr(sae, method)(X_small.astype(dtype))
+    assert not hasattr(sae, "module_")
+
+
 def test_diverging_warm_start_keeps_finite_codes(X_small):
     X = X_small.astype(np.float32)
     sae = _fast().fit(X)
