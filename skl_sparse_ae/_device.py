@@ -57,8 +57,8 @@ def resolve_device(device: str) -> torch.device:
             f"got {device!r}."
         )
     if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
+        if torch.cuda.is_available():  # with its index, as an explicit "cuda" gets
+            return torch.device("cuda", torch.cuda.current_device())
         if _mps_available():
             return torch.device("mps")
         return torch.device("cpu")

@@ -167,7 +167,8 @@ class SparseAutoencoderTransformer(
 
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training data, stop on its
-        score and restore the best weights (Adam).
+        score and restore the best weights (Adam). ``partial_fit`` ignores it:
+        each call is one pass over the block it is given.
 
     validation_fraction : float, default=0.1
         Fraction of the training data held out for early stopping.

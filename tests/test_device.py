@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+import skl_sparse_ae._device as device_module
 import skl_sparse_ae._estimator as estimator_module
 from skl_sparse_ae import SparseAutoencoderTransformer
 from skl_sparse_ae._device import resolve_device
@@ -38,6 +39,20 @@ def test_auto_resolves_to_cpu_without_accelerator(X):
     sae = SparseAutoencoderTransformer(**FAST).fit(X)
     assert sae.device_ == "cpu"
     assert next(sae.module_.parameters()).device.type == "cpu"
+
+
+@pytest.mark.parametrize(
+    "cuda, mps, expected",
+    [(True, True, "cuda:0"), (True, False, "cuda:0"), (False, True, "mps"), (False, False, "cpu")],
+)
+def test_auto_prefers_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(device_module, "_mps_available", lambda: mps)
+    assert resolve_device("auto") == torch.device(expected)
+    if cuda:  # named as an explicit "cuda" is: device_ reads "cuda:0" either way
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+        assert resolve_device("auto") == resolve_device("cuda")
 
 
 def test_explicit_cpu(X):

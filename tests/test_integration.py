@@ -149,6 +149,33 @@ def test_joblib_round_trip_in_a_fresh_process(fitted, tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "codes.npy"), sae.transform(X))
 
 
+def test_model_loaded_through_read_only_memmaps_transforms_and_trains(fitted, tmp_path):
+    """joblib.load(mmap_mode="r") hands numpy attributes back as read-only memmaps."""
+    sae, X = fitted
+    joblib.dump(sae, tmp_path / "model.joblib")
+    loaded = joblib.load(tmp_path / "model.joblib", mmap_mode="r")
+    assert isinstance(loaded.components_, np.memmap)
+    assert not loaded.components_.flags.writeable
+    np.testing.assert_array_equal(loaded.transform(X), sae.transform(X))
+    loaded.partial_fit(X)  # training goes on: nothing writes into the memmaps
+    assert loaded.n_iter_ == sae.n_iter_ + 1
+
+
+def test_transform_runs_in_inference_mode(fitted, monkeypatch):
+    """No autograd graph is recorded while encoding (memory and speed)."""
+    sae, X = fitted
+    seen = []
+    encode = sae.module_.encode
+
+    def spy(x):
+        seen.append(torch.is_inference_mode_enabled())
+        return encode(x)
+
+    monkeypatch.setattr(sae.module_, "encode", spy)
+    sae.transform(X)
+    assert seen and all(seen)
+
+
 @pytest.mark.parametrize("solver", ["adam", "lbfgs"])
 def test_fit_on_read_only_memmap_without_warnings(tmp_path, solver):
     X = np.random.RandomState(0).rand(60, 8)
