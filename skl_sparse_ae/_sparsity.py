@@ -147,10 +147,12 @@ def auxk_loss(
     .. math::
 
         \mathcal{L}_{aux} = \frac{1}{2m} \sum_i \frac{\| e_i - W_{dec} z_{aux,i} \|^2}{s_e^2},
-        \qquad s_e^2 = \max\Big(\frac{1}{m d} \sum_{i,f} e_{if}^2,\ \epsilon\Big)
+        \qquad s_e^2 = \max\Big(\frac{1}{m d} \sum_{i,f} (e_{if} - \bar e_f)^2,\ \epsilon\Big)
 
-    (Gao et al. 2024, section A.2). Dividing by the residual's mean square
-    :math:`s_e^2` is what keeps AuxK alive late in training, when the residual is
+    (Gao et al. 2024, section A.2), :math:`\bar e` the residual's batch mean.
+    Dividing by the residual's variance :math:`s_e^2` (the denominator of
+    ``normalized_mse`` in openai/sparse_autoencoder) is what keeps AuxK alive late
+    in training, when the residual is
     small: :math:`\mathcal{L}_{aux}` is :math:`\frac{d}{2}` times the normalised
     MSE of openai/sparse_autoencoder, on the scale of the main term
     :math:`\frac{1}{2m}\sum_i \|\hat x_i - x_i\|^2` of standardised data
@@ -190,7 +192,7 @@ def auxk_loss(
         return pre_code.new_zeros(())
     masked = pre_code.masked_fill(~dead_mask, float("-inf"))
     z_aux = topk_activation(masked, min(k_aux, pre_code.shape[-1]))
-    scale = residual.pow(2).mean().clamp_min(eps)
+    scale = (residual - residual.mean(dim=0)).pow(2).mean().clamp_min(eps)
     loss = 0.5 * (decode_linear(z_aux) - residual).pow(2).sum(dim=1).mean() / scale
     return loss * dead_mask.any()
 
