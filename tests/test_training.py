@@ -281,7 +281,8 @@ def _auxk_reference(pre_code, residual, dead_mask, k_aux, decode):
         return pre_code.new_zeros(())
     masked = pre_code.masked_fill(~dead_mask, float("-inf"))
     z_aux = topk_activation(masked, min(k_aux, n_dead))
-    scale = residual.pow(2).mean().clamp_min(1e-6)  # AuxK's normalisation (see auxk_loss)
+    # AuxK's normalisation (see auxk_loss): the residual's variance around its batch mean
+    scale = (residual - residual.mean(dim=0)).pow(2).mean().clamp_min(1e-6)
     return 0.5 * (decode(z_aux) - residual).pow(2).sum(dim=1).mean() / scale
 
 
