@@ -37,6 +37,7 @@ from ._device import (
 from ._model import SparseAutoencoder
 from ._sparsity import ACTIVATIONS, SPARSITY_PENALTIES
 from ._training import (
+    DEAD_RANGE,
     History,
     Objective,
     activity_threshold,
@@ -251,8 +252,12 @@ class SparseAutoencoderTransformer(
         and TopK codes (a TopK code has ``mean_l0_ <= k``).
 
     dead_components_ : ndarray of shape (n_components,), dtype=bool
-        :math:`\max_i [h_{ij} > t] = 0`: units never active (as above) on the
-        training data.
+        :math:`\max_i h_{ij} - \min_i h_{ij} \le 10^{-6}`: units whose code is
+        the same on every training sample, so that they carry no information.
+        For ReLU and TopK codes these are the units that never fire; for sigmoid
+        and tanh codes, the saturated ones. (A working sigmoid unit of a KL code
+        with a small target may never exceed 0.5, so "never active" in the sense
+        of ``mean_l0_`` would wrongly call it dead.)
 
     See Also
     --------
@@ -748,7 +753,7 @@ class SparseAutoencoderTransformer(
         )
         self.mean_activation_ = stats.code_sum.numpy() / stats.n_samples
         self.mean_l0_ = stats.active_total / stats.n_samples
-        self.dead_components_ = stats.active_count.numpy() == 0
+        self.dead_components_ = stats.code_range.numpy() <= DEAD_RANGE
         top = module.decoder_weight(len(module.sizes) - 1)
         if len(module.sizes) == 2:  # in the units of X, as PCA's components_
             top = top * module.input_scale

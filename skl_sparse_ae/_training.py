@@ -40,6 +40,7 @@ from ._model import AutoencoderOutput, SparseAutoencoder
 from ._sparsity import ACTIVATIONS, auxk_loss, kl_penalty, l1_penalty
 
 __all__ = [
+    "DEAD_RANGE",
     "Diagnostics",
     "History",
     "LeanAdam",
@@ -106,6 +107,12 @@ def corrupt(
         return x + noise * eps
     keep = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) >= noise
     return x * keep
+
+
+#: A unit whose code varies by no more than this over the training data is dead:
+#: it carries no information. For ReLU and TopK codes these are the units that
+#: never fire; for sigmoid and tanh codes, the saturated ones.
+DEAD_RANGE = 1e-6
 
 
 def activity_threshold(activation: str, topk: bool) -> float:
@@ -585,7 +592,7 @@ class Diagnostics(NamedTuple):
     squared_error: float
     variance: float
     code_sum: torch.Tensor
-    active_count: torch.Tensor
+    code_range: torch.Tensor
     active_total: float
 
 
@@ -608,7 +615,8 @@ def training_diagnostics(
             = \sum_{i,f} \Big(\frac{x_{if} - \bar x_f}{s}\Big)^2
 
         \text{code\_sum}_j = \sum_i h_{ij}, \qquad
-        \text{active\_count}_j = \sum_i [h_{ij} > t]
+        \text{code\_range}_j = \max_i h_{ij} - \min_i h_{ij}, \qquad
+        \text{active\_total} = \sum_{i,j} [h_{ij} > t]
 
     The sums are additive, so ``parts`` (the training rows, split in any way, e.g.
     training and validation) are read where they are, chunk by chunk: memory is
@@ -619,9 +627,10 @@ def training_diagnostics(
     acc = torch.float32 if device.type == "mps" else torch.float64
     width = module.sizes[-1]
     code_sum = torch.zeros(width, device=device, dtype=acc)
-    active = torch.zeros(width, device=device, dtype=acc)
+    code_max = torch.full((width,), -math.inf, device=device, dtype=acc)
+    code_min = torch.full((width,), math.inf, device=device, dtype=acc)
     shifted_sum = torch.zeros(module.sizes[0], device=device, dtype=acc)
-    sums = torch.zeros(2, device=device, dtype=acc)  # squared error, shifted squares
+    sums = torch.zeros(3, device=device, dtype=acc)  # squared error, shifted squares, active
     shift, scale = module.input_mean.to(acc), module.input_scale.to(acc)
     n = 0
     for part in parts:
@@ -629,17 +638,23 @@ def training_diagnostics(
             out = module(x)
             code = out.code.to(acc)
             code_sum += code.sum(dim=0)
-            active += (code > threshold).sum(dim=0)
+            torch.maximum(code_max, code.amax(dim=0), out=code_max)
+            torch.minimum(code_min, code.amin(dim=0), out=code_min)
+            sums[2] += (code > threshold).sum()
             shifted = (x.to(acc) - shift) / scale
             shifted_sum += shifted.sum(dim=0)
             sums[0] += module.residual(out.reconstruction, x).to(acc).pow(2).sum()
             sums[1] += shifted.pow(2).sum()
             n += x.shape[0]
-    squared_error, shifted_squares = sums.tolist()
+    squared_error, shifted_squares, active_total = sums.tolist()
     variance = shifted_squares - float(shifted_sum.pow(2).sum()) / max(n, 1)
-    active = active.cpu()
     return Diagnostics(
-        n, squared_error, max(variance, 0.0), code_sum.cpu(), active, float(active.sum())
+        n,
+        squared_error,
+        max(variance, 0.0),
+        code_sum.cpu(),
+        (code_max - code_min).cpu(),
+        active_total,
     )
 
 

@@ -449,9 +449,28 @@ def test_diagnostics_match_transform_and_inverse_transform(X, case, chunk_rows, 
     np.testing.assert_allclose(sae.mean_activation_, codes.mean(axis=0), rtol=1e-9, atol=1e-12)
     active = codes > threshold
     assert sae.mean_l0_ == pytest.approx(active.sum(axis=1).mean(), rel=1e-12)
-    np.testing.assert_array_equal(sae.dead_components_, ~active.any(axis=0))
+    constant = codes.max(axis=0) - codes.min(axis=0) <= 1e-6
+    np.testing.assert_array_equal(sae.dead_components_, constant)
     assert sae.dead_components_.dtype == bool
     assert sae.mean_activation_.shape == sae.dead_components_.shape == (16,)
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
+def test_dead_units_are_the_constant_ones(X, activation):
+    """Dead means the code never changes, not that it never crosses the midpoint."""
+    params = {"sparsity": "l1"} if activation == "relu" else {}
+    sae = _fit(X, activation=activation, **params)
+    with torch.no_grad():
+        sae.module_.encoder_weights[0][0].zero_()  # unit 0 now ignores its input
+        sae.module_.encoder_weights[0][1].mul_(0.1)  # unit 1 works, but softly
+        sae.module_.encoder_biases[0][1].fill_(-4.0 if activation != "relu" else 0.0)
+    sae._set_diagnostics([torch.from_numpy(X)], X.dtype)
+    codes = sae.transform(X)
+    assert sae.dead_components_[0]
+    assert not sae.dead_components_[1]
+    assert np.ptp(codes[:, 1]) > 1e-3
+    if activation == "sigmoid":  # never "active" by the midpoint rule, yet alive
+        assert codes[:, 1].max() < 0.5
 
 
 def test_diagnostics_memory_does_not_grow_with_the_samples():
