@@ -96,7 +96,7 @@ class SparseAutoencoder(nn.Module):
         self.output_activation = output_activation
         self.k = k
         self.tied_weights = tied_weights
-        self.center_input = k is not None and output_activation == "linear"
+        self.center_input = k is not None
         self.standardized = False
         self._act = ACTIVATIONS[activation]
         factory = {"dtype": dtype, "device": device}
@@ -120,6 +120,12 @@ class SparseAutoencoder(nn.Module):
             nn.Parameter(torch.zeros(d_in, **factory)) for d_in, _ in pairs[1:]
         )
         self.output_bias = nn.Parameter(torch.zeros(self.sizes[0], **factory))
+        # TopK's pre-encoder bias: the output bias itself for a linear output; for a
+        # sigmoid output (whose bias is a logit) a parameter of its own.
+        needs_pre_bias = self.center_input and output_activation != "linear"
+        self.pre_bias = (
+            nn.Parameter(torch.zeros(self.sizes[0], **factory)) if needs_pre_bias else None
+        )
         self.register_buffer("input_mean", torch.zeros(self.sizes[0], **factory))
         self.register_buffer("input_scale", torch.ones((), **factory))
         # Training samples seen since each code unit last fired (TopK's dead units).
@@ -182,6 +188,8 @@ class SparseAutoencoder(nn.Module):
             weight.copy_((2.0 * noise - 1.0) * bound)
         for bias in [*self.encoder_biases, *self.decoder_biases]:
             bias.zero_()
+        if self.pre_bias is not None:
+            self.pre_bias.copy_(x_mean)
         if self.output_activation == "sigmoid":
             x_mean = torch.logit(x_mean.clamp(1e-3, 1.0 - 1e-3))
         self.output_bias.copy_(x_mean)
@@ -215,7 +223,7 @@ class SparseAutoencoder(nn.Module):
         """Return ``(pre_code, code)`` for a batch ``x`` of shape (n, n_features)."""
         h = self.normalize(x)
         if self.center_input:
-            h = h - self.output_bias
+            h = h - self.pre_encoder_bias()
         n_layers = len(self.encoder_weights)
         for layer in range(n_layers - 1):
             h = self._act(
@@ -256,6 +264,34 @@ class SparseAutoencoder(nn.Module):
         """
         zero = code.new_zeros((1, code.shape[1]))
         return self.decode_normalized(code) - self.decode_normalized(zero)
+
+    def pre_encoder_bias(self) -> torch.Tensor:
+        """:math:`b_{pre}` of a TopK model, subtracted from the (standardised) input.
+
+        With a linear output it is the output bias (added back to the output, as in
+        Gao et al. 2024); with a sigmoid output, whose bias is a logit, a parameter of
+        its own. Both start at the data mean.
+        """
+        return self.output_bias if self.pre_bias is None else self.pre_bias
+
+    def auxk_decoder(self, out: AutoencoderOutput):
+        r"""AuxK's decoder: the change extra units' code ``z`` makes to :math:`\hat x`.
+
+        On the loss's scale, with the live units' output ``out`` held fixed:
+        :math:`z V` for a linear output, and
+        :math:`\sigma(\text{logits} + z V) - \hat x` for a sigmoid one, so that
+        AuxK's error ``decode(z) - residual`` is always the reconstruction with the
+        dead units added, minus the data.
+        """
+        if self.output_activation == "linear":
+            return self.decode_contribution
+        logits, x_hat = out.logits.detach(), out.reconstruction.detach()
+
+        def decode(code: torch.Tensor) -> torch.Tensor:
+            change = self.input_scale * self.decode_contribution(code)
+            return self.residual(torch.sigmoid(logits + change), x_hat)
+
+        return decode
 
     def forward(self, x: torch.Tensor) -> AutoencoderOutput:
         pre_code, code = self.encode(x)

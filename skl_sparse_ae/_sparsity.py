@@ -172,7 +172,9 @@ def auxk_loss(
     k_aux : int
         Number of dead units used per sample.
     decode_linear : callable
-        Maps a code to its reconstruction without biases (``z @ W_dec``).
+        Maps the dead units' code to the change it makes to the reconstruction:
+        ``z @ W_dec`` for a linear output (see
+        :meth:`._model.SparseAutoencoder.auxk_decoder`).
     eps : float, default=1e-6
         Floor of :math:`s_e^2`, so that a (near-)perfect reconstruction gives a
         finite loss (on the standardised scale the data's variance is 1).

@@ -172,7 +172,7 @@ def objective(
         if dead.device.type != "cpu" or bool(dead.any()):
             residual = module.residual(x_target, out.reconstruction).detach()
             total = total + AUXK_WEIGHT * auxk_loss(
-                out.pre_code, residual, dead, spec.k_aux, module.decode_contribution
+                out.pre_code, residual, dead, spec.k_aux, module.auxk_decoder(out)
             )
     if spec.weight_decay > 0:
         total = total + weight_penalty(module.weights(), spec.weight_decay)

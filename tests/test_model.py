@@ -82,8 +82,34 @@ def test_topk_encoder_subtracts_the_pre_encoder_bias():
     W, c, b = module.encoder_weights[0], module.encoder_biases[0], module.output_bias
     pre_code = (module.normalize(x) - b) @ W.T + c
     torch.testing.assert_close(module.encode(x)[0], pre_code)
-    # a sigmoid output has no pre-encoder bias (its output bias is a logit)
-    assert not _module(x / 10.0, k=2, output_activation="sigmoid").center_input
+    assert module.pre_bias is None  # the output bias doubles as b_pre
+
+
+def test_topk_sigmoid_output_has_its_own_pre_encoder_bias():
+    """A sigmoid output's bias is a logit: b_pre is a parameter of its own, at the mean."""
+    x = _x() / 10.0  # in (0, 1)
+    module = _module(x, k=2, output_activation="sigmoid")
+    assert module.center_input
+    assert any(param is module.pre_bias for param in module.parameters())  # learnt
+    torch.testing.assert_close(module.pre_bias.detach(), x.mean(dim=0))
+    torch.testing.assert_close(module.output_bias.detach(), torch.logit(x.mean(dim=0)))
+    W, c = module.encoder_weights[0], module.encoder_biases[0]
+    torch.testing.assert_close(module.encode(x)[0], (x - module.pre_bias) @ W.T + c)
+    assert _module(x, output_activation="sigmoid").pre_bias is None  # dense codes: none
+
+
+@pytest.mark.parametrize("output_activation", ["linear", "sigmoid"])
+def test_auxk_decoder_adds_the_dead_units_to_the_reconstruction(output_activation):
+    """decode(z) - residual = (x̂ with z's units added) - x, on the loss's scale."""
+    x = _x() / 10.0
+    module = _module(x, k=2, output_activation=output_activation)
+    z = torch.rand(x.shape[0], 5, generator=_gen(3), dtype=DTYPE)
+    with torch.no_grad():
+        out = module(x)
+        residual = module.residual(x, out.reconstruction)
+        error = module.auxk_decoder(out)(z) - residual
+        with_z = module.decode(out.code + z)  # one layer: the units add up in the logits
+    torch.testing.assert_close(error, module.residual(with_z, x))
 
 
 def test_decode_contribution_is_the_decoder_without_its_bias():

@@ -100,6 +100,24 @@ def test_ufldl_patches_kl_reaches_the_target_activation():
     assert sae.fraction_variance_unexplained_ < 0.9
 
 
+def test_topk_with_a_sigmoid_output_keeps_most_units_alive(digits_split):
+    """BCE TopK on digits: the pre-encoder bias keeps units in play.
+
+    Measured on the training quarter-split (256 units, k=8, 100 epochs, seeds 0-1):
+    69-78 dead units and a training FVU of 0.094; without the pre-encoder bias 203
+    dead and 0.154. (A linear output keeps all 256 alive: TopK is at its best there.)
+    """
+    X_train = digits_split[0]
+    sae = _fit(
+        SparseAutoencoderTransformer(
+            256, sparsity="topk", k=8, loss="bce", max_iter=100, random_state=0
+        ),
+        X_train,
+    )
+    assert sae.dead_components_.sum() <= 120
+    assert sae.fraction_variance_unexplained_ < 0.12
+
+
 def test_denoising_reconstructs_masked_digits_better(digits_split):
     """Masking noise 0.3 in training; held-out digits with 30 % of pixels zeroed.
 
