@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import time
 import warnings
 from numbers import Integral, Real
 
@@ -44,6 +45,7 @@ from ._training import (
     check_finite,
     check_finite_fit,
     corrupt,
+    epoch_line,
     fit_lbfgs,
     fit_minibatch,
     make_adam,
@@ -701,15 +703,24 @@ class SparseAutoencoderTransformer(
         self.best_validation_score_ = history.best_validation_score if use_validation else None
         self._set_diagnostics([Xt] if X_val is None else [Xt, X_val], X.dtype)
         if not incremental and not history.converged:
+            if self.solver == "lbfgs" and history.n_iter < self.max_iter:
+                limit = (
+                    f"its {2 * self.max_iter} function evaluations (2 * max_iter) after "
+                    f"{history.n_iter} of max_iter={self.max_iter} iterations"
+                )
+            else:
+                unit = "iterations" if self.solver == "lbfgs" else "epochs"
+                limit = f"max_iter={self.max_iter} {unit}"
             warnings.warn(
-                f"{type(self).__name__} stopped after max_iter={self.max_iter} "
-                f"{'iterations' if self.solver == 'lbfgs' else 'epochs'} without "
-                "converging; increase max_iter, or raise tol.",
+                f"{type(self).__name__} used up {limit} without converging; increase "
+                "max_iter, or raise tol.",
                 ConvergenceWarning,
                 stacklevel=3,
             )
 
     def _partial_epoch(self, module, optimizer, Xt, spec, batch_size, generator, noise_fn, history):
+        tic = time.perf_counter()
+        label = f"partial_fit {history.n_iter + 1}"
         stats = run_epoch(
             module,
             optimizer,
@@ -718,15 +729,17 @@ class SparseAutoencoderTransformer(
             batch_size=batch_size,
             generator=generator,
             noise_fn=noise_fn,
-            track_code=False,
+            track_code=self.verbose > 0,
             verbose=self.verbose,
+            desc=label,
         )
         loss = float(stats.loss) / stats.n_samples
         check_finite(loss, f"partial_fit call {history.n_iter + 1}")
         history.loss_curve.append(loss)
         history.n_iter += 1
         if self.verbose:
-            print(f"partial_fit {history.n_iter}: loss {loss:.6g}", flush=True)
+            seconds = time.perf_counter() - tic
+            print(epoch_line(label, stats, loss, None, seconds, module.sizes[-1]), flush=True)
 
     def _set_diagnostics(self, parts: list[torch.Tensor], dtype) -> None:
         """Training-set diagnostics (see the class docstring for the formulas).

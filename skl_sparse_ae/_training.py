@@ -51,6 +51,7 @@ __all__ = [
     "check_finite_fit",
     "corrupt",
     "cross_entropy",
+    "epoch_line",
     "fit_lbfgs",
     "kl_divergence_and_grad",
     "make_adam",
@@ -673,8 +674,9 @@ def check_finite_fit(diagnostics: Diagnostics, where: str) -> None:
         raise _diverged("the trained model's codes or reconstructions are NaN or infinite", where)
 
 
-def _epoch_line(epoch, stats: EpochStats, loss, val_score, seconds, n_components):
-    line = f"Epoch {epoch}: loss {loss:.6g}"
+def epoch_line(label, stats: EpochStats, loss, val_score, seconds, n_components) -> str:
+    """The ``verbose`` line of one epoch: loss, validation score, sparsity, seconds."""
+    line = f"{label}: loss {loss:.6g}"
     if val_score is not None:
         line += f", validation score {val_score:.6g}"
     if stats.code_sum is not None and stats.n_samples:
@@ -747,8 +749,13 @@ def fit_minibatch(
         history.best_loss = min(history.best_loss, loss)
         if verbose:
             print(
-                _epoch_line(
-                    epoch, stats, loss, val_score, time.perf_counter() - tic, module.sizes[-1]
+                epoch_line(
+                    f"Epoch {epoch}",
+                    stats,
+                    loss,
+                    val_score,
+                    time.perf_counter() - tic,
+                    module.sizes[-1],
                 ),
                 flush=True,
             )
@@ -837,5 +844,6 @@ def fit_lbfgs(
     history.loss_curve = curve or [lowest[0]]
     check_finite(history.loss_curve[-1], f"iteration {history.n_iter}")
     history.best_loss = min(history.loss_curve)
-    history.converged = n_iter < max_iter and state.get("func_evals", 0) < 2 * max_iter
+    max_eval = optimizer.param_groups[0]["max_eval"]
+    history.converged = n_iter < max_iter and state.get("func_evals", 0) < max_eval
     return history

@@ -303,3 +303,16 @@ def test_fit_does_not_depend_on_the_global_torch_seed(fitted):
     torch.manual_seed(2)
     b = SparseAutoencoderTransformer(**params).fit_transform(X)
     np.testing.assert_array_equal(a, b)
+
+
+def test_components_are_the_code_layers_decoder_rows():
+    """One layer: (n_components, n_features), as PCA. Stacked: the code layer's decoder,
+    (n_components, hidden_layer_sizes[-1]) (documented departure from PCA's shape)."""
+    X = np.random.RandomState(0).rand(60, 8)
+    one = SparseAutoencoderTransformer(**FAST).fit(X)
+    assert one.components_.shape == (FAST["n_components"], 8)
+    stacked = SparseAutoencoderTransformer(hidden_layer_sizes=(6,), **FAST).fit(X)
+    assert stacked.components_.shape == (FAST["n_components"], 6)
+    np.testing.assert_array_equal(
+        stacked.components_, stacked.module_.decoder_weight(2).detach().numpy()
+    )

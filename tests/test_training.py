@@ -494,6 +494,22 @@ def test_without_warm_start_fit_starts_over(X):
 
 
 # ------------------------------------------------------------------------ L-BFGS
+def test_lbfgs_stopped_by_its_evaluation_budget_says_so(X, monkeypatch):
+    """Fewer than max_iter iterations ran: the warning must not claim max_iter did."""
+
+    class FewEvaluations(torch.optim.LBFGS):
+        def __init__(self, params, **kwargs):
+            super().__init__(params, **{**kwargs, "max_eval": 4})
+
+    monkeypatch.setattr(torch.optim, "LBFGS", FewEvaluations)
+    sae = SparseAutoencoderTransformer(**FAST, solver="lbfgs", max_iter=15, tol=0.0)
+    with pytest.warns(
+        ConvergenceWarning, match=r"function evaluations .* after (\d) of max_iter=15"
+    ):
+        sae.fit(X)
+    assert sae.n_iter_ < 15
+
+
 def test_lbfgs_loss_curve_is_the_objective_at_the_accepted_points(X):
     with pytest.warns(ConvergenceWarning, match="max_iter=15 iterations"):
         sae = SparseAutoencoderTransformer(
@@ -543,6 +559,21 @@ def test_verbose_prints_one_line_per_epoch(X, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3
     pattern = r"Epoch (\d): loss (\S+), mean activation \S+, active units \d+\.\d\d/8, \d+\.\d+ s"
+    for i, (line, loss) in enumerate(zip(lines, sae.loss_curve_), start=1):
+        match = re.fullmatch(pattern, line)
+        assert match, line
+        assert int(match.group(1)) == i
+        assert float(match.group(2)) == pytest.approx(loss, rel=1e-5)
+
+
+def test_verbose_partial_fit_prints_the_same_line_as_an_epoch(X, capsys):
+    sae = SparseAutoencoderTransformer(**FAST, verbose=1).partial_fit(X).partial_fit(X)
+    lines = capsys.readouterr().out.splitlines()
+    pattern = (
+        r"partial_fit (\d): loss (\S+), mean activation \S+, active units \d+\.\d\d/8, "
+        r"\d+\.\d+ s"
+    )
+    assert len(lines) == 2
     for i, (line, loss) in enumerate(zip(lines, sae.loss_curve_), start=1):
         match = re.fullmatch(pattern, line)
         assert match, line
