@@ -5,6 +5,8 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
+import skl_sparse_ae._estimator as estimator_module
+
 
 @pytest.fixture(scope="session")
 def digits_raw():
@@ -35,3 +37,17 @@ def _restore_torch_threads():
     before = torch.get_num_threads()
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def fit_threads(monkeypatch):
+    """A dict whose ``"fit"`` is torch's thread count when minibatch training starts."""
+    seen = {}
+    original = estimator_module.fit_minibatch
+
+    def recording(*args, **kwargs):
+        seen["fit"] = torch.get_num_threads()
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(estimator_module, "fit_minibatch", recording)
+    return seen

@@ -264,15 +264,8 @@ def test_thread_setting_is_restored_on_interrupt(X, before, monkeypatch):
 
 @pytest.mark.parametrize("before", [1, 2])
 @pytest.mark.parametrize("n_threads", [1, 2])
-def test_n_threads_is_used_for_training_and_transform(X, before, n_threads, monkeypatch):
-    seen = {}
-    original = estimator_module.fit_minibatch
-
-    def recording(*args, **kwargs):
-        seen["fit"] = torch.get_num_threads()
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(estimator_module, "fit_minibatch", recording)
+def test_n_threads_is_used_for_training_and_transform(X, before, n_threads, fit_threads):
+    seen = fit_threads
     torch.set_num_threads(before)
     sae = SparseAutoencoderTransformer(n_threads=n_threads, **FAST).fit(X)
     assert seen["fit"] == n_threads
@@ -289,16 +282,9 @@ def test_n_threads_is_used_for_training_and_transform(X, before, n_threads, monk
     assert torch.get_num_threads() == before
 
 
-def test_small_problems_train_on_one_thread_by_default(X, monkeypatch):
+def test_small_problems_train_on_one_thread_by_default(X, fit_threads):
     """n_threads=None: a 7-4-7 model on 50 rows is far below the small-step limit."""
-    seen = {}
-    original = estimator_module.fit_minibatch
-
-    def recording(*args, **kwargs):
-        seen["fit"] = torch.get_num_threads()
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(estimator_module, "fit_minibatch", recording)
+    seen = fit_threads
     torch.set_num_threads(2)
     SparseAutoencoderTransformer(**FAST).fit(X)
     assert seen["fit"] == 1

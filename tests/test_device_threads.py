@@ -13,7 +13,6 @@ import pytest
 import torch
 from sklearn.model_selection import GridSearchCV
 
-import skl_sparse_ae._estimator as estimator_module
 from skl_sparse_ae import SparseAutoencoderTransformer
 from skl_sparse_ae._device import SMALL_STEP_FLOPS, choose_num_threads, num_threads
 from skl_sparse_ae._training import DivergedError
@@ -71,26 +70,14 @@ def test_thread_setting_is_restored_when_training_diverges(before, n_threads, so
     assert torch.get_num_threads() == before
 
 
-def _record_threads(monkeypatch):
-    seen = {}
-    original = estimator_module.fit_minibatch
-
-    def recording(*args, **kwargs):
-        seen["fit"] = torch.get_num_threads()
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(estimator_module, "fit_minibatch", recording)
-    return seen
-
-
 # 64 -> 512 -> 64 with batches of 200: 6 * 200 * 2 * 64 * 512 = 7.9e7 FLOPs per step
 LARGE = {"n_components": 512, "batch_size": 200, "max_iter": 1, "random_state": 0}
 
 
 @pytest.mark.parametrize("before", [1, 2])
-def test_large_problems_use_the_callers_threads_and_no_more(before, monkeypatch):
+def test_large_problems_use_the_callers_threads_and_no_more(before, fit_threads):
     X = np.random.RandomState(0).rand(200, 64)
-    seen = _record_threads(monkeypatch)
+    seen = fit_threads
     torch.set_num_threads(before)
     with pytest.warns(Warning):  # one epoch: not converged
         SparseAutoencoderTransformer(**LARGE).fit(X)

@@ -554,31 +554,31 @@ def test_lbfgs_verbose_prints_one_line_per_iteration(X, capsys):
 
 
 # ----------------------------------------------------------------------- verbose
-def test_verbose_prints_one_line_per_epoch(X, capsys):
-    sae = _fit_quietly(SparseAutoencoderTransformer(**FAST, max_iter=3, tol=0, verbose=1), X)
-    lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 3
-    pattern = r"Epoch (\d): loss (\S+), mean activation \S+, active units \d+\.\d\d/8, \d+\.\d+ s"
-    for i, (line, loss) in enumerate(zip(lines, sae.loss_curve_), start=1):
+def _check_epoch_lines(lines, label, loss_curve):
+    """One verbose line per epoch: ``{label} i: loss L, mean activation ..., s``."""
+    assert len(lines) == len(loss_curve)
+    pattern = (
+        rf"{label} (\d): loss (\S+), mean activation \S+, active units \d+\.\d\d/8, \d+\.\d+ s"
+    )
+    for i, (line, loss) in enumerate(zip(lines, loss_curve), start=1):
         match = re.fullmatch(pattern, line)
         assert match, line
         assert int(match.group(1)) == i
         assert float(match.group(2)) == pytest.approx(loss, rel=1e-5)
+
+
+def test_verbose_prints_one_line_per_epoch(X, capsys):
+    sae = _fit_quietly(SparseAutoencoderTransformer(**FAST, max_iter=3, tol=0, verbose=1), X)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3
+    _check_epoch_lines(lines, "Epoch", sae.loss_curve_)
 
 
 def test_verbose_partial_fit_prints_the_same_line_as_an_epoch(X, capsys):
     sae = SparseAutoencoderTransformer(**FAST, verbose=1).partial_fit(X).partial_fit(X)
     lines = capsys.readouterr().out.splitlines()
-    pattern = (
-        r"partial_fit (\d): loss (\S+), mean activation \S+, active units \d+\.\d\d/8, "
-        r"\d+\.\d+ s"
-    )
     assert len(lines) == 2
-    for i, (line, loss) in enumerate(zip(lines, sae.loss_curve_), start=1):
-        match = re.fullmatch(pattern, line)
-        assert match, line
-        assert int(match.group(1)) == i
-        assert float(match.group(2)) == pytest.approx(loss, rel=1e-5)
+    _check_epoch_lines(lines, "partial_fit", sae.loss_curve_)
 
 
 def test_verbose_with_early_stopping_shows_the_validation_score(X, capsys):
