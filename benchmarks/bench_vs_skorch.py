@@ -48,7 +48,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPRegressor
 
 from skl_sparse_ae import SparseAutoencoderTransformer
-from skl_sparse_ae._device import make_generators
+from skl_sparse_ae._device import make_generators, num_threads
 from skl_sparse_ae._model import SparseAutoencoder
 from skl_sparse_ae._sparsity import kl_penalty
 
@@ -75,9 +75,7 @@ def make_adam(params, lr):
 
 def hand_loop(X, init, threads):
     """A careful hand-written training loop; returns (epochs, encoder weight, ...)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with num_threads(threads):
         x = torch.from_numpy(X)
         n = x.shape[0]
         W1 = init.encoder_weights[0].detach().clone().requires_grad_()
@@ -114,16 +112,12 @@ def hand_loop(X, init, threads):
             x_hat = torch.sigmoid(torch.addmm(b2, h, W2))
             mse = float((x_hat - x).pow(2).mean())
         return len(losses), mse, float(h.mean())
-    finally:
-        torch.set_num_threads(previous)
 
 
 def hand_loop_written_out(X, init, threads):
     """The same loop with the UFLDL gradient written out instead of autograd."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
     sigmoid_backward = torch.ops.aten.sigmoid_backward
-    try:
+    with num_threads(threads):
         x = torch.from_numpy(X)
         n = x.shape[0]
         params = [
@@ -170,8 +164,6 @@ def hand_loop_written_out(X, init, threads):
             x_hat = torch.sigmoid(torch.addmm(b2, h, W2))
             mse = float((x_hat - x).pow(2).mean())
         return len(losses), mse, float(h.mean())
-    finally:
-        torch.set_num_threads(previous)
 
 
 def make_skorch(init):
@@ -235,13 +227,9 @@ def main():
         return est.n_iter_, est.reconstruction_err_, float(est.mean_activation_.mean())
 
     def skorch_fit(threads):
-        previous = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        try:
+        with num_threads(threads):
             torch.manual_seed(0)  # skorch's DataLoader shuffles with the global generator
             net = make_skorch(init).fit(X, X)
-        finally:
-            torch.set_num_threads(previous)
         with torch.no_grad():
             out = net.module_(torch.from_numpy(X))
             mse = float((out.reconstruction - torch.from_numpy(X)).pow(2).mean())
