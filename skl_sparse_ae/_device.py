@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import re
 
 import numpy as np
@@ -14,6 +15,8 @@ __all__ = [
     "make_generators",
     "num_threads",
     "resolve_device",
+    "step_flops",
+    "threads_for",
     "to_numpy",
     "to_tensor",
     "torch_dtype",
@@ -142,9 +145,7 @@ def choose_num_threads(step_flops: float, available: int) -> int:
     ``cores // k`` threads (joblib sets ``OMP_NUM_THREADS`` in its workers), so
     parallel fits never oversubscribe the machine.
 
-    A training step over ``rows`` samples costs about ``6 * rows * n_weights``
-    (forward 2, backward 4 per weight and sample), an inference chunk
-    ``2 * rows * n_weights``.
+    :func:`step_flops` gives ``step_flops`` for a model and a number of rows.
 
     Parameters
     ----------
@@ -161,6 +162,32 @@ def choose_num_threads(step_flops: float, available: int) -> int:
     if step_flops < SMALL_STEP_FLOPS:
         return 1
     return max(1, int(available))
+
+
+def step_flops(sizes: tuple[int, ...], rows: int, training: bool = True) -> float:
+    """Floating point operations of a step over ``rows`` samples (the FLOP model).
+
+    With ``n_weights`` the encoder's and decoder's weights (``2 * sum d_l d_{l-1}``
+    over the layer sizes ``sizes``), a training step costs about
+    ``6 * rows * n_weights`` (forward 2, backward 4 per weight and sample), an
+    inference chunk ``2 * rows * n_weights``.
+    """
+    n_weights = 2 * sum(a * b for a, b in itertools.pairwise(sizes))
+    return (6.0 if training else 2.0) * rows * n_weights
+
+
+def threads_for(
+    sizes: tuple[int, ...], rows: int, n_threads: int | None = None, training: bool = True
+) -> int:
+    """Threads for a step over ``rows`` samples of a model with layer ``sizes``.
+
+    ``n_threads`` if given (the estimator's parameter), else
+    :func:`choose_num_threads` of :func:`step_flops` and the caller's
+    ``torch.get_num_threads()``.
+    """
+    if n_threads is not None:
+        return int(n_threads)
+    return choose_num_threads(step_flops(sizes, rows, training), torch.get_num_threads())
 
 
 @contextlib.contextmanager

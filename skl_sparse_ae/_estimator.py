@@ -1,15 +1,15 @@
 """The scikit-learn estimator: parameters, validation and orchestration only.
 
-The math lives in :mod:`._sparsity` and :mod:`._training`, the network in
-:mod:`._model`, devices and threads in :mod:`._device`.
+``fit`` is: validate, build or restore the module, :func:`._training.train`, commit.
+The math lives in :mod:`._sparsity` and :mod:`._objective`, the network in
+:mod:`._model`, training in :mod:`._training`, the fitted diagnostics in
+:mod:`._diagnostics`, devices and threads in :mod:`._device`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import math
-import time
 import warnings
 from numbers import Integral, Real
 
@@ -26,32 +26,12 @@ from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ._device import (
-    choose_num_threads,
-    make_generators,
-    num_threads,
-    resolve_device,
-    to_numpy,
-    to_tensor,
-    torch_dtype,
-)
+from ._device import num_threads, resolve_device, threads_for, to_numpy, to_tensor, torch_dtype
+from ._diagnostics import fitted_diagnostics
 from ._model import SparseAutoencoder
-from ._sparsity import ACTIVATIONS, SPARSITY_PENALTIES
-from ._training import (
-    DEAD_RANGE,
-    History,
-    Objective,
-    activity_threshold,
-    check_finite,
-    check_finite_fit,
-    corrupt,
-    epoch_line,
-    fit_lbfgs,
-    fit_minibatch,
-    make_adam,
-    run_epoch,
-    training_diagnostics,
-)
+from ._objective import Objective
+from ._sparsity import ACTIVATIONS, SPARSITY, activity_threshold, mechanism
+from ._training import Schedule, TrainState, train
 
 __all__ = ["SparseAutoencoderTransformer"]
 
@@ -288,10 +268,11 @@ class SparseAutoencoderTransformer(
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-        "activation": [StrOptions(set(ACTIVATIONS))],
+        # live views of the registries: a registered option is a valid value
+        "activation": [StrOptions(ACTIVATIONS.keys())],
         "output_activation": [StrOptions({"auto", "linear", "sigmoid"})],
         "loss": [StrOptions({"mse", "bce"})],
-        "sparsity": [StrOptions(set(SPARSITY_PENALTIES)), None],
+        "sparsity": [StrOptions(SPARSITY.keys()), None],
         "sparsity_target": [Interval(Real, 0, 1, closed="neither")],
         "sparsity_weight": [Interval(Real, 0, None, closed="left")],
         "k": [Interval(Integral, 1, None, closed="left"), None],
@@ -405,7 +386,7 @@ class SparseAutoencoderTransformer(
         return self.output_activation
 
     def _resolved_k(self) -> int | None:
-        if self.sparsity != "topk":
+        if not mechanism(self.sparsity).uses_k:
             return None
         k = max(1, self.n_components // 8) if self.k is None else self.k
         if k > self.n_components:
@@ -417,13 +398,19 @@ class SparseAutoencoderTransformer(
     def _check_config(self) -> None:
         """Rules that involve several parameters (single values are checked by
         ``_parameter_constraints``)."""
-        allowed = SPARSITY_PENALTIES.get(self.sparsity, tuple(ACTIVATIONS))
-        if self.activation not in allowed:
+        mech = mechanism(self.sparsity)
+        if not mech.accepts(ACTIVATIONS[self.activation]):
+            allowed = sorted(name for name, act in ACTIVATIONS.items() if mech.accepts(act))
+            others = " or ".join(
+                repr(name)
+                for name, m in SPARSITY.items()
+                if m.accepts(ACTIVATIONS[self.activation])
+            )
             raise ValueError(
-                f"sparsity={self.sparsity!r} needs a code in (0, 1), which "
-                f"activation={self.activation!r} does not give. Use activation in "
-                f"{sorted(allowed)} (a tanh code h enters KL as (1 + h) / 2), or "
-                "sparsity='l1' or 'topk' for ReLU codes."
+                f"sparsity={self.sparsity!r} does not accept activation={self.activation!r}"
+                f" (KL needs a code in (0, 1); a tanh code h enters it as (1 + h) / 2). "
+                f"Use activation in {allowed}, or sparsity={others} for "
+                f"{self.activation!r} codes."
             )
         if self.loss == "bce" and self._resolved_output_activation() != "sigmoid":
             raise ValueError(
@@ -435,10 +422,10 @@ class SparseAutoencoderTransformer(
                 "With noise_type='masking', noise is the probability of masking an "
                 f"entry and must be < 1; got noise={self.noise!r}."
             )
-        if self.solver == "lbfgs" and self.sparsity == "topk":
+        if self.solver == "lbfgs" and not mech.supports_lbfgs:
             raise ValueError(
-                "solver='lbfgs' does not support sparsity='topk' (its decoder-norm "
-                "constraint needs a first-order step); use solver='adam'."
+                f"solver='lbfgs' does not support sparsity={self.sparsity!r} (its "
+                "training needs a first-order step); use solver='adam'."
             )
         self._resolved_hidden_sizes()
         self._resolved_k()
@@ -451,7 +438,7 @@ class SparseAutoencoderTransformer(
                 "Scale X (for example with MinMaxScaler) or use loss='mse'."
             )
 
-    def _objective(self, n_train: int, n_features: int) -> Objective:
+    def _objective(self, n_features: int) -> Objective:
         k = self._resolved_k()
         return Objective(
             loss=self.loss,
@@ -459,23 +446,26 @@ class SparseAutoencoderTransformer(
             sparsity_target=float(self.sparsity_target),
             sparsity_weight=float(self.sparsity_weight),
             weight_decay=float(self.weight_decay),
-            activation=self.activation,
             k_aux=0 if k is None else min(max(1, n_features // 2), self.n_components),
-            dead_after=max(1, n_train),
+            dead_after=None,  # one pass over the training rows
         )
 
-    def _threads(self, module: SparseAutoencoder, rows: int, training: bool = True) -> int:
-        """Torch threads for a step over ``rows`` samples (``n_threads`` or the rule).
-
-        A training step costs about ``6 * rows * n_weights`` floating point
-        operations (forward 2, backward 4 per weight and sample), inference
-        ``2 * rows * n_weights``; the rule is :func:`._device.choose_num_threads`.
-        """
-        if self.n_threads is not None:
-            return int(self.n_threads)
-        n_weights = 2 * sum(a * b for a, b in zip(module.sizes[:-1], module.sizes[1:]))
-        flops = (6.0 if training else 2.0) * rows * n_weights
-        return choose_num_threads(flops, torch.get_num_threads())
+    def _schedule(self, incremental: bool) -> Schedule:
+        return Schedule(
+            solver=self.solver,
+            learning_rate=float(self.learning_rate),
+            batch_size=self.batch_size,
+            max_iter=self.max_iter,
+            tol=float(self.tol),
+            n_iter_no_change=self.n_iter_no_change,
+            early_stopping=bool(self.early_stopping),
+            validation_fraction=float(self.validation_fraction),
+            noise=float(self.noise),
+            noise_type=self.noise_type,
+            one_epoch=incremental,
+            n_threads=self.n_threads,
+            verbose=int(self.verbose),
+        )
 
     def _inference_rows(self, module: SparseAutoencoder) -> int:
         """Rows per inference chunk: bounded memory, independent of ``n_samples``."""
@@ -488,7 +478,8 @@ class SparseAutoencoderTransformer(
         dtype = next(module.parameters()).dtype
         rows = self._inference_rows(module)
         out = np.empty((X.shape[0], out_width), dtype=out_dtype)
-        with num_threads(self._threads(module, min(rows, X.shape[0]), training=False)):
+        threads = threads_for(module.sizes, min(rows, X.shape[0]), self.n_threads, training=False)
+        with num_threads(threads):
             with torch.inference_mode():
                 for start in range(0, X.shape[0], rows):
                     chunk = to_tensor(X[start : start + rows], device, dtype)
@@ -559,6 +550,7 @@ class SparseAutoencoderTransformer(
         return self
 
     def _fit(self, X, incremental: bool) -> None:
+        """Validate, build or restore the module, train it, commit the result."""
         self._check_config()
         continuing = hasattr(self, "module_") and (incremental or self.warm_start)
         X = validate_data(
@@ -570,203 +562,95 @@ class SparseAutoencoderTransformer(
         )
         self._check_X_range(X)
         device = resolve_device(self.device)
-        hidden = self._resolved_hidden_sizes()
-        n_samples, n_features = X.shape
-
         if continuing:
-            module = copy.deepcopy(self.module_).to(device)
-            same_shape = module.sizes == (n_features, *hidden, self.n_components) and (
-                module.k == self._resolved_k()
-                and module.tied_weights == bool(self.tied_weights)
-                and module.activation == self.activation
-                and module.output_activation == self._resolved_output_activation()
-            )
-            if not same_shape:
-                raise ValueError(
-                    "The architecture parameters changed since the model was fitted "
-                    "(n_components, hidden_layer_sizes, activation, output_activation, "
-                    "sparsity/k or tied_weights); warm_start and partial_fit need the "
-                    "same ones. Set warm_start=False to train a new model."
-                )
-            dtype = next(module.parameters()).dtype
-            cpu_gen, dev_gen = make_generators(0, device)
-            cpu_gen.set_state(self._generator_states[0])
-            if dev_gen is not cpu_gen and self._generator_states[1] is not None:
-                dev_gen.set_state(self._generator_states[1])
-            # Adam updates its loaded state tensors in place: train on a copy.
-            optimizer_state = copy.deepcopy(self._optimizer_state)
-            history = History(
-                loss_curve=list(self.loss_curve_),
-                best_loss=min(self.loss_curve_, default=math.inf),
-                n_iter=self.n_iter_,
-            )
+            module, state = self._restore(X.shape[1], device)
         else:
-            dtype = torch_dtype(X.dtype, device)
-            cpu_gen, dev_gen = make_generators(self.random_state, device)
-            module = SparseAutoencoder(
-                n_features,
-                self.n_components,
-                hidden,
-                activation=self.activation,
-                output_activation=self._resolved_output_activation(),
-                k=self._resolved_k(),
-                tied_weights=bool(self.tied_weights),
-                dtype=dtype,
-                device=device,
-            )
-            optimizer_state = None
-            history = History()
-
-        Xt = to_tensor(X, device, dtype)
-        X_val = None
-        use_validation = self.early_stopping and not incremental and self.solver == "adam"
-        if use_validation:
-            perm = torch.randperm(n_samples, generator=cpu_gen).to(device)
-            n_val = max(1, round(self.validation_fraction * n_samples))
-            if n_val >= n_samples:
-                raise ValueError(
-                    f"early_stopping needs at least 2 samples; got {n_samples} sample(s) "
-                    f"with validation_fraction={self.validation_fraction}."
-                )
-            X_val, Xt = Xt[perm[:n_val]], Xt[perm[n_val:]]
-        if not continuing:
-            x_mean = Xt.mean(dim=0)
-            if module.output_activation == "linear":
-                centred = Xt - x_mean
-                peak = float(centred.abs().max())  # RMS of centred / peak: no overflow
-                scale = peak * float((centred / peak).pow(2).mean().sqrt()) if peak > 0 else 0.0
-                module.set_standardization(x_mean, scale if scale > 0 else 1.0)
-            module.reset_parameters(cpu_gen, x_mean)
-
-        spec = self._objective(Xt.shape[0], n_features)
-        noise_fn = None
-        if self.noise > 0:
-            noise, noise_type = float(self.noise), self.noise_type
-
-            def noise_fn(x):
-                return corrupt(x, noise, noise_type, dev_gen)
-
-        batch_size = (
-            min(200, Xt.shape[0])
-            if self.batch_size == "auto"
-            else min(self.batch_size, Xt.shape[0])
-        )
-        threads_rows = Xt.shape[0] if self.solver == "lbfgs" else batch_size
-        with num_threads(self._threads(module, threads_rows)):
-            if self.solver == "lbfgs":
-                history = fit_lbfgs(
-                    module,
-                    Xt,
-                    spec,
-                    max_iter=self.max_iter,
-                    tol=self.tol,
-                    noise_fn=noise_fn,
-                    verbose=self.verbose,
-                )
-                optimizer_state = None
-            else:
-                optimizer = make_adam(module.parameters(), self.learning_rate, optimizer_state)
-                if incremental:
-                    self._partial_epoch(
-                        module, optimizer, Xt, spec, batch_size, cpu_gen, noise_fn, history
-                    )
-                else:
-                    history = fit_minibatch(
-                        module,
-                        optimizer,
-                        Xt,
-                        spec,
-                        batch_size=batch_size,
-                        max_iter=self.max_iter,
-                        tol=self.tol,
-                        n_iter_no_change=self.n_iter_no_change,
-                        generator=cpu_gen,
-                        noise_fn=noise_fn,
-                        X_val=X_val,
-                        validation_score=_validation_score,
-                        verbose=self.verbose,
-                        history=history,
-                    )
-                optimizer_state = copy.deepcopy(optimizer.state_dict())
-
-        # Everything trained: commit the new state in one go.
-        self.module_ = module
-        self.device_ = str(device)
-        self._optimizer_state = optimizer_state
-        self._generator_states = (
-            cpu_gen.get_state(),
-            None if dev_gen is cpu_gen else dev_gen.get_state(),
-        )
-        self.n_iter_ = history.n_iter
-        self.loss_curve_ = history.loss_curve
-        self.validation_scores_ = history.validation_scores if use_validation else None
-        self.best_validation_score_ = history.best_validation_score if use_validation else None
-        self._set_diagnostics([Xt] if X_val is None else [Xt, X_val], X.dtype)
-        if not incremental and not history.converged:
-            if self.solver == "lbfgs" and history.n_iter < self.max_iter:
-                limit = (
-                    f"its {2 * self.max_iter} function evaluations (2 * max_iter) after "
-                    f"{history.n_iter} of max_iter={self.max_iter} iterations"
-                )
-            else:
-                unit = "iterations" if self.solver == "lbfgs" else "epochs"
-                limit = f"max_iter={self.max_iter} {unit}"
+            module, state = self._build(X, device)
+        Xt = to_tensor(X, device, next(module.parameters()).dtype)
+        result = train(module, Xt, self._objective(X.shape[1]), self._schedule(incremental), state)
+        self._commit(module, result, Xt, X.dtype)
+        if not incremental and not result.history.converged:
             warnings.warn(
-                f"{type(self).__name__} used up {limit} without converging; increase "
-                "max_iter, or raise tol.",
+                f"{type(self).__name__} used up {result.history.exhausted} without "
+                "converging; increase max_iter, or raise tol.",
                 ConvergenceWarning,
                 stacklevel=3,
             )
 
-    def _partial_epoch(self, module, optimizer, Xt, spec, batch_size, generator, noise_fn, history):
-        tic = time.perf_counter()
-        label = f"partial_fit {history.n_iter + 1}"
-        stats = run_epoch(
-            module,
-            optimizer,
-            Xt,
-            spec,
-            batch_size=batch_size,
-            generator=generator,
-            noise_fn=noise_fn,
-            track_code=self.verbose > 0,
-            verbose=self.verbose,
-            desc=label,
-        )
-        loss = float(stats.loss) / stats.n_samples
-        check_finite(loss, f"partial_fit call {history.n_iter + 1}")
-        history.loss_curve.append(loss)
-        history.n_iter += 1
-        if self.verbose:
-            seconds = time.perf_counter() - tic
-            print(epoch_line(label, stats, loss, None, seconds, module.sizes[-1]), flush=True)
+    def _architecture(self, n_features: int) -> dict:
+        """The module's constructor arguments that the parameters determine."""
+        return {
+            "n_features": n_features,
+            "n_components": self.n_components,
+            "hidden_layer_sizes": self._resolved_hidden_sizes(),
+            "activation": self.activation,
+            "output_activation": self._resolved_output_activation(),
+            "sparsity": self.sparsity,
+            "k": self._resolved_k(),
+            "tied_weights": bool(self.tied_weights),
+        }
 
-    def _set_diagnostics(self, parts: list[torch.Tensor], dtype) -> None:
-        """Training-set diagnostics (see the class docstring for the formulas).
+    def _build(self, X: np.ndarray, device: torch.device):
+        """A new module (initialised from the data by ``train``) and a new train state."""
+        dtype = torch_dtype(X.dtype, device)
+        module = SparseAutoencoder(**self._architecture(X.shape[1]), dtype=dtype, device=device)
+        return module, TrainState.new(self.random_state, device)
 
-        ``parts`` are the training rows already on the device (training and
-        validation parts), reduced chunk by chunk by :func:`._training.training_diagnostics`.
+    def _restore(self, n_features: int, device: torch.device):
+        """A copy of the fitted module on ``device`` and the state to continue from.
+
+        The fitted objects are never trained in place, so that a failed call leaves
+        the estimator as it was.
         """
-        module = self.module_
-        rows = self._inference_rows(module)
-        threshold = activity_threshold(self.activation, module.k is not None)
-        with num_threads(self._threads(module, rows, training=False)):
-            stats = training_diagnostics(module, parts, threshold, rows)
-        unit = "iteration" if self.solver == "lbfgs" else "epoch"
-        check_finite_fit(stats, f"the end of {unit} {self.n_iter_}")
-        # Sums of squares on the loss's scale s (no overflow); s**2 brings the
-        # error back to the units of X (a Python float: inf past float64's range).
-        scale = float(module.input_scale)
-        n_values = stats.n_samples * module.sizes[0]
-        self.reconstruction_err_ = stats.squared_error * scale * scale / n_values
-        self.fraction_variance_unexplained_ = (
-            stats.squared_error / stats.variance
-            if stats.variance > 0
-            else (0.0 if stats.squared_error == 0 else math.inf)
+        module = copy.deepcopy(self.module_).to(device)
+        arch = self._architecture(n_features)
+        same = module.sizes == (n_features, *arch["hidden_layer_sizes"], self.n_components) and all(
+            getattr(module, key) == arch[key]
+            for key in ("activation", "output_activation", "k", "tied_weights")
         )
-        self.mean_activation_ = stats.code_sum.numpy() / stats.n_samples
-        self.mean_l0_ = stats.active_total / stats.n_samples
-        self.dead_components_ = stats.code_range.numpy() <= DEAD_RANGE
+        if not same or mechanism(module.sparsity).code is not mechanism(self.sparsity).code:
+            raise ValueError(
+                "The architecture parameters changed since the model was fitted "
+                "(n_components, hidden_layer_sizes, activation, output_activation, "
+                "sparsity/k or tied_weights); warm_start and partial_fit need the "
+                "same ones. Set warm_start=False to train a new model."
+            )
+        state = TrainState(
+            self._generator_states,
+            self._optimizer_state,
+            list(self.loss_curve_),
+            self.n_iter_,
+            initialized=True,
+        )
+        return module, state
+
+    def _commit(self, module, result, Xt: torch.Tensor, dtype) -> None:
+        """Set every fitted attribute from a finished training run.
+
+        The diagnostics pass (:func:`._diagnostics.fitted_diagnostics`) may still
+        raise a divergence error; ``_restore_on_error`` then undoes the whole commit.
+        """
+        history, state = result.history, result.state
+        self.module_ = module
+        self.device_ = str(Xt.device)
+        self._optimizer_state = state.optimizer_state
+        self._generator_states = state.generator_states
+        self.n_iter_ = history.n_iter
+        self.loss_curve_ = history.loss_curve
+        self.validation_scores_ = history.validation_scores
+        self.best_validation_score_ = history.best_validation_score
+        rows = self._inference_rows(module)
+        threshold = activity_threshold(module.sparsity, module.activation)
+        unit = "iteration" if self.solver == "lbfgs" else "epoch"
+        with num_threads(threads_for(module.sizes, rows, self.n_threads, training=False)):
+            diag = fitted_diagnostics(
+                module, Xt, threshold, rows, f"the end of {unit} {self.n_iter_}"
+            )
+        self.reconstruction_err_ = diag.reconstruction_err
+        self.fraction_variance_unexplained_ = diag.fraction_variance_unexplained
+        self.mean_activation_ = diag.mean_activation.numpy()
+        self.mean_l0_ = diag.mean_l0
+        self.dead_components_ = diag.dead_components.numpy()
         top = module.decoder_weight(len(module.sizes) - 1)
         if len(module.sizes) == 2:  # in the units of X, as PCA's components_
             top = top * module.input_scale
@@ -889,12 +773,6 @@ class SparseAutoencoderTransformer(
         super().__setstate__(state)
         if "module_" in state:
             self.module_.to(self.device_)
-
-
-def _validation_score(module: SparseAutoencoder, X_val: torch.Tensor) -> torch.Tensor:
-    """Negative mean squared reconstruction error on held-out data, on the loss's scale."""
-    with torch.no_grad():
-        return -module.residual(module(X_val).reconstruction, X_val).pow(2).mean()
 
 
 def _tensors_to_cpu(obj):

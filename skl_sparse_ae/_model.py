@@ -8,7 +8,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ._sparsity import ACTIVATIONS, topk_activation
+from ._sparsity import ACTIVATIONS, mechanism
 
 __all__ = ["AutoencoderOutput", "SparseAutoencoder"]
 
@@ -55,9 +55,9 @@ class SparseAutoencoder(nn.Module):
     and, for one layer, ``V_1`` is ``components_`` of shape
     ``(n_components, n_features)``.
 
-    With ``k`` set (TopK) and a linear output, the output bias doubles as the
-    pre-encoder bias ``b_pre`` (subtracted from the input, added back to the
-    output), as in Gao et al. (2024). Losses are computed on the standardised
+    For a TopK-style mechanism (``unit_norm_decoder`` in its registry entry) with a
+    linear output, the output bias doubles as the pre-encoder bias ``b_pre``
+    (subtracted from the input, added back to the output), as in Gao et al. (2024). Losses are computed on the standardised
     scale, so that penalty weights mean the same whatever the units of ``x``.
 
     Parameters
@@ -70,9 +70,13 @@ class SparseAutoencoder(nn.Module):
         Hidden-layer and code activation (TopK codes are ReLU'd TopK instead).
     output_activation : {"linear", "sigmoid"}
     k : int or None
-        Units kept per sample for a TopK code; ``None`` for a dense code.
+        Units kept per sample, for a mechanism that uses it (TopK); ignored otherwise.
     tied_weights : bool
         Decoder weights are the encoder's (one matrix per layer).
+    sparsity : str or None
+        The sparsity mechanism (a key of :data:`._sparsity.SPARSITY`): its code
+        function, if it has one, replaces the activation on the code layer, and a
+        ``unit_norm_decoder`` mechanism gets TopK's decoder and pre-encoder bias.
     dtype, device
         Where the parameters live.
     """
@@ -87,6 +91,7 @@ class SparseAutoencoder(nn.Module):
         k: int | None = None,
         tied_weights: bool = False,
         *,
+        sparsity: str | None = None,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
     ):
@@ -94,11 +99,15 @@ class SparseAutoencoder(nn.Module):
         self.sizes = (int(n_features), *map(int, hidden_layer_sizes), int(n_components))
         self.activation = activation
         self.output_activation = output_activation
-        self.k = k
+        self.sparsity = sparsity
+        uses_k = mechanism(sparsity).uses_k
+        if uses_k and k is None:
+            raise ValueError(f"sparsity={sparsity!r} needs k, the units kept per sample.")
+        self.k = int(k) if uses_k else None
         self.tied_weights = tied_weights
-        self.center_input = k is not None
+        self.center_input = mechanism(sparsity).unit_norm_decoder
         self.standardized = False
-        self._act = ACTIVATIONS[activation]
+        self._act = ACTIVATIONS[activation].forward
         factory = {"dtype": dtype, "device": device}
         pairs = list(zip(self.sizes[:-1], self.sizes[1:]))
         self.encoder_weights = nn.ParameterList(
@@ -168,6 +177,23 @@ class SparseAutoencoder(nn.Module):
         return (reconstruction - x) / self.input_scale
 
     @torch.no_grad()
+    def initialize(self, X: torch.Tensor, generator: torch.Generator) -> None:
+        """Initialise a new model from its training data ``X``, before training.
+
+        A linear output gets the standardisation ``(x - mean) / s``, with ``s`` the
+        root mean square of the centred data (one global scale, so that penalty
+        weights mean the same whatever the units of ``X``); then
+        :meth:`reset_parameters` draws the weights from ``generator``.
+        """
+        x_mean = X.mean(dim=0)
+        if self.output_activation == "linear":
+            centred = X - x_mean
+            peak = float(centred.abs().max())  # RMS of centred / peak: no overflow
+            scale = peak * float((centred / peak).pow(2).mean().sqrt()) if peak > 0 else 0.0
+            self.set_standardization(x_mean, scale if scale > 0 else 1.0)
+        self.reset_parameters(generator, x_mean)
+
+    @torch.no_grad()
     def reset_parameters(self, generator: torch.Generator, x_mean: torch.Tensor) -> None:
         """Initialise every parameter from ``generator`` and the data mean.
 
@@ -193,7 +219,7 @@ class SparseAutoencoder(nn.Module):
         if self.output_activation == "sigmoid":
             x_mean = torch.logit(x_mean.clamp(1e-3, 1.0 - 1e-3))
         self.output_bias.copy_(x_mean)
-        if self.k is not None:
+        if self.center_input:
             top = self.decoder_weight(len(self.sizes) - 1)
             direction = torch.randn(top.shape, generator=generator, dtype=top.dtype)
             top.copy_(direction / direction.norm(dim=1, keepdim=True))
@@ -232,7 +258,8 @@ class SparseAutoencoder(nn.Module):
                 )
             )
         pre_code = torch.nn.functional.linear(h, self.encoder_weights[-1], self.encoder_biases[-1])
-        code = self._act(pre_code) if self.k is None else topk_activation(pre_code, self.k)
+        code_fn = mechanism(self.sparsity).code
+        code = self._act(pre_code) if code_fn is None else code_fn(pre_code, self.k)
         return pre_code, code
 
     def decode_normalized(self, code: torch.Tensor) -> torch.Tensor:
@@ -292,6 +319,12 @@ class SparseAutoencoder(nn.Module):
             return self.residual(torch.sigmoid(logits + change), x_hat)
 
         return decode
+
+    def __setstate__(self, state):
+        # Modules pickled before 0.2 had no ``sparsity``: a k meant TopK.
+        if "sparsity" not in state:
+            state["sparsity"] = "topk" if state.get("k") is not None else None
+        super().__setstate__(state)
 
     def forward(self, x: torch.Tensor) -> AutoencoderOutput:
         pre_code, code = self.encode(x)

@@ -1,9 +1,14 @@
-"""Pure sparsity penalties and code activations.
+"""Sparsity mechanisms and code activations: pure functions and the two registries.
 
 Every function here is a small, stateless torch function: tensors in, tensor out,
-no module state, no numpy, no scikit-learn. The registries at the bottom are what
-the estimator's ``_parameter_constraints`` read their allowed values from, so adding
-an option here makes it a valid parameter value there.
+no numpy, no scikit-learn. The two registries at the bottom, :data:`ACTIVATIONS`
+and :data:`SPARSITY`, are the only place that knows what an activation or a
+sparsity mechanism is: the estimator's ``_parameter_constraints`` read their keys
+(live, so a mechanism added at run time is a valid parameter value), the model reads
+the code function, :mod:`._objective` the penalty, :mod:`._analytic` the written-out
+gradient, and the diagnostics the activity threshold. Adding a mechanism is one
+:class:`Sparsity` entry; one that has neither a penalty nor a code function of its
+own is refused when it is built.
 
 Shapes follow one convention: ``x`` is ``(n_samples, n_features)``, ``code`` and
 ``pre_code`` are ``(n_samples, n_components)``.
@@ -11,26 +16,38 @@ Shapes follow one convention: ``x`` is ``(n_samples, n_features)``, ``code`` and
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 
 __all__ = [
     "ACTIVATIONS",
-    "SPARSITY_PENALTIES",
+    "AUXK_WEIGHT",
+    "SPARSITY",
+    "Activation",
+    "Sparsity",
+    "activity_threshold",
     "auxk_loss",
     "kl_divergence",
+    "kl_divergence_grad",
     "kl_penalty",
     "l1_penalty",
+    "mechanism",
     "topk_activation",
 ]
 
 
+# ---------------------------------------------------------------------- penalties
 def kl_divergence(rho: float, rho_hat: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     r"""Summed Bernoulli KL divergence between a target and achieved activations.
 
+    With :math:`r = \operatorname{clip}(\hat\rho, \epsilon, 1 - \epsilon)`:
+
     .. math::
 
-        \sum_j \rho \log\frac{\rho}{\hat\rho_j}
-        + (1 - \rho) \log\frac{1 - \rho}{1 - \hat\rho_j}
+        \sum_j \rho \log\frac{\rho}{r_j} + (1 - \rho) \log\frac{1 - \rho}{1 - r_j}
 
     Parameters
     ----------
@@ -47,25 +64,37 @@ def kl_divergence(rho: float, rho_hat: torch.Tensor, eps: float = 1e-6) -> torch
     Tensor
         A scalar.
     """
-    rho_hat = rho_hat.clamp(eps, 1.0 - eps)
-    return (
-        rho * torch.log(rho / rho_hat) + (1.0 - rho) * torch.log((1.0 - rho) / (1.0 - rho_hat))
-    ).sum()
+    clipped = rho_hat.clamp(eps, 1.0 - eps)
+    entropy = rho * math.log(rho) + (1.0 - rho) * math.log(1.0 - rho)
+    # lerp(a, b, w) = a + w (b - a) = (1 - rho) log(1 - r) + rho log r
+    cross = torch.lerp((1.0 - clipped).log(), clipped.log(), rho).sum()
+    return rho_hat.shape[-1] * entropy - cross
 
 
-def kl_penalty(code: torch.Tensor, rho: float, activation: str) -> torch.Tensor:
+def kl_divergence_grad(rho: float, rho_hat: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    r"""The derivative of :func:`kl_divergence` in ``rho_hat``.
+
+    .. math::
+
+        \frac{\partial\,\mathrm{KL}}{\partial\hat\rho_j}
+            = \frac{1 - \rho}{1 - r_j} - \frac{\rho}{r_j} = \frac{r_j - \rho}{r_j (1 - r_j)}
+
+    and zero where the clipping is active, as autograd gives.
+    """
+    clipped = rho_hat.clamp(eps, 1.0 - eps)
+    return (clipped - rho).div_(clipped * (1.0 - clipped)).mul_(rho_hat == clipped)
+
+
+def kl_penalty(code: torch.Tensor, rho: float, activation: Activation) -> torch.Tensor:
     r"""Classic (UFLDL) KL sparsity penalty of a batch of codes.
 
     :math:`\hat\rho_j = \frac{1}{m} \sum_i a_{ij}` is the mean activation of unit
     ``j`` over the batch, and the penalty is :func:`kl_divergence` of ``rho`` and
     :math:`\hat\rho`. The KL divergence is defined for probabilities, so the code
-    must lie in ``[0, 1]``:
-
-    - ``"sigmoid"``: :math:`a = h`, used as is;
-    - ``"tanh"``: :math:`a = (1 + h) / 2` maps ``(-1, 1)`` onto ``(0, 1)``, so
-      ``-1`` counts as "off" (the mapping UFLDL suggests for tanh units);
-    - ``"relu"`` and TopK codes are unbounded above and have no such mapping:
-      the estimator rejects them with KL before training starts.
+    is mapped into ``[0, 1]`` by the activation's :attr:`Activation.unit_interval`
+    ``(a, b)``, :math:`a_{ij} = a h_{ij} + b`: a sigmoid code as is, a tanh code as
+    :math:`(1 + h)/2` (so ``-1`` counts as "off", the mapping UFLDL suggests). ReLU
+    codes have no such map and are refused.
 
     Parameters
     ----------
@@ -73,22 +102,21 @@ def kl_penalty(code: torch.Tensor, rho: float, activation: str) -> torch.Tensor:
         Code activations of the batch.
     rho : float
         Target mean activation, in ``(0, 1)``.
-    activation : {"sigmoid", "tanh"}
-        The code's activation function.
+    activation : Activation
+        The code's activation (an entry of :data:`ACTIVATIONS`).
 
     Returns
     -------
     Tensor
         A scalar.
     """
-    if activation == "tanh":
-        code = 0.5 * (code + 1.0)
-    elif activation != "sigmoid":
+    if activation.unit_interval is None:
         raise ValueError(
-            f"The KL penalty needs a code in (0, 1); got activation={activation!r}. "
+            f"The KL penalty needs a code in (0, 1); got activation={activation.name!r}. "
             "Use 'sigmoid' or 'tanh'."
         )
-    return kl_divergence(rho, code.mean(dim=0))
+    scale, shift = activation.unit_interval
+    return kl_divergence(rho, code.mean(dim=0) * scale + shift)
 
 
 def l1_penalty(code: torch.Tensor) -> torch.Tensor:
@@ -199,17 +227,189 @@ def auxk_loss(
     return loss * dead_mask.any()
 
 
+#: AuxK's coefficient, as in openai/sparse_autoencoder.
+AUXK_WEIGHT = 1.0 / 32.0
+
+
+# ------------------------------------------------------------ what each term needs
+def _kl_term(out, target, module, spec) -> torch.Tensor:
+    """:math:`\\beta\\,\\mathrm{KL}(\\rho \\| \\hat\\rho)` of the batch's code."""
+    activation = ACTIVATIONS[module.activation]
+    return spec.sparsity_weight * kl_penalty(out.code, spec.sparsity_target, activation)
+
+
+def _kl_term_and_grad(code, activation: Activation, spec):
+    r"""``(β KL, G, s)`` with :math:`\partial(\beta\,\mathrm{KL})/\partial h_{ij} = s\,G_j`.
+
+    With :math:`(a, b)` the activation's unit interval map and :math:`m` the batch
+    size, :math:`G = \partial\mathrm{KL}/\partial\hat\rho` (:func:`kl_divergence_grad`)
+    and :math:`s = \beta a / m`.
+    """
+    scale, shift = activation.unit_interval
+    rho_hat = code.mean(dim=0).mul_(scale).add_(shift)
+    rho, beta = spec.sparsity_target, spec.sparsity_weight
+    value = kl_divergence(rho, rho_hat).mul_(beta)
+    return value, kl_divergence_grad(rho, rho_hat), beta * scale / code.shape[0]
+
+
+def _l1_term(out, target, module, spec) -> torch.Tensor:
+    """:math:`\\beta \\frac{1}{m}\\sum_i\\sum_j |h_{ij}|`."""
+    return spec.sparsity_weight * l1_penalty(out.code)
+
+
+def _l1_term_and_grad(code, activation: Activation, spec):
+    r"""``(β L1, sign(h), β / m)``: :math:`\partial(\beta L_1)/\partial h_{ij} = \frac{\beta}{m}\operatorname{sign}(h_{ij})`."""
+    scale = spec.sparsity_weight / code.shape[0]
+    return code.abs().sum().mul_(scale), torch.sign(code), scale
+
+
+def _auxk_term(out, target, module, spec) -> torch.Tensor:
+    r""":math:`\alpha_{aux}\mathcal{L}_{aux}` (:func:`auxk_loss`) over the units dead so far.
+
+    A unit is dead once it has not fired for ``spec.dead_after`` training samples.
+    Skipping AuxK when no unit is dead needs the mask's value on the host: free on
+    the CPU, a synchronisation on an accelerator, where AuxK always runs instead
+    (it is then exactly zero, see :func:`auxk_loss`).
+    """
+    if spec.k_aux <= 0:
+        return None
+    dead = module.samples_since_fired >= spec.dead_after
+    if dead.device.type == "cpu" and not bool(dead.any()):
+        return None
+    residual = module.residual(target, out.reconstruction).detach()
+    loss = auxk_loss(out.pre_code, residual, dead, spec.k_aux, module.auxk_decoder(out))
+    return AUXK_WEIGHT * loss
+
+
+# -------------------------------------------------------------------- registries
+@dataclass(frozen=True)
+class Activation:
+    """Everything the package knows about one code non-linearity.
+
+    Attributes
+    ----------
+    name : str
+        The value of the ``activation`` parameter.
+    forward : callable
+        ``h = forward(z)``.
+    backward : callable
+        ``backward(grad, h) = grad * forward'(z)``, written with the output ``h``
+        (the written-out gradient uses it; :mod:`._optim` may swap in a fused kernel
+        that computes the same).
+    midpoint : float
+        The code value above which a unit counts as active on a sample.
+    unit_interval : tuple of float or None
+        ``(a, b)`` with ``a * h + b`` in ``[0, 1]`` for every code value (what the KL
+        penalty needs), or None for an unbounded code.
+    """
+
+    name: str
+    forward: Callable[[torch.Tensor], torch.Tensor]
+    backward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    midpoint: float
+    unit_interval: tuple[float, float] | None
+
+
+@dataclass(frozen=True)
+class Sparsity:
+    """Everything the package knows about one sparsity mechanism.
+
+    Attributes
+    ----------
+    name : str
+        The value of the ``sparsity`` parameter.
+    penalty : callable or None
+        ``penalty(out, target, module, spec)``: the term the mechanism adds to the
+        objective :math:`J` of a batch, weight included (a scalar tensor, or None
+        for nothing this batch). ``out`` is the module's
+        :class:`._model.AutoencoderOutput`, ``spec`` the :class:`._objective.Objective`.
+    penalty_and_grad : callable or None
+        ``penalty_and_grad(code, activation, spec) -> (value, G, s)``: the penalty of
+        a one-layer dense code and its gradient :math:`s\\,G` in the code (``G``
+        broadcastable to the code's shape), for the written-out step of
+        :mod:`._analytic`. None: those models are trained with autograd.
+    code : callable or None
+        ``code(pre_code, k)``: a code function of the mechanism's own (TopK's);
+        None: the activation's. Its activity threshold is 0.
+    uses_k : bool
+        The mechanism reads ``k`` (units kept per sample).
+    unit_norm_decoder : bool
+        TopK-style training: unit-norm decoder rows, a pre-encoder bias, and the
+        count of samples since each unit fired (dead units).
+    supports_lbfgs : bool
+        Whether full-batch L-BFGS can train it.
+    accepts : callable
+        ``accepts(activation) -> bool``: the code activations the mechanism works with.
+    """
+
+    name: str
+    penalty: Callable | None = None
+    penalty_and_grad: Callable | None = None
+    code: Callable[[torch.Tensor, int], torch.Tensor] | None = None
+    uses_k: bool = False
+    unit_norm_decoder: bool = False
+    supports_lbfgs: bool = True
+    accepts: Callable[[Activation], bool] = lambda activation: True
+
+    def __post_init__(self):
+        if self.name != "none" and self.penalty is None and self.code is None:
+            raise ValueError(
+                f"Sparsity mechanism {self.name!r} has neither a penalty nor a code "
+                "function: it would train as a plain autoencoder."
+            )
+        if self.penalty_and_grad is not None and (self.penalty is None or self.code):
+            raise ValueError(
+                f"Sparsity mechanism {self.name!r}: a written-out gradient needs a "
+                "penalty on a dense code."
+            )
+
+
+def _relu_backward(grad: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    return grad * (h > 0)
+
+
 #: Code non-linearities, by the name ``activation`` accepts.
-ACTIVATIONS = {
-    "sigmoid": torch.sigmoid,
-    "tanh": torch.tanh,
-    "relu": torch.relu,
+ACTIVATIONS: dict[str, Activation] = {
+    "sigmoid": Activation(
+        "sigmoid", torch.sigmoid, lambda g, h: g * h * (1.0 - h), 0.5, (1.0, 0.0)
+    ),
+    "tanh": Activation("tanh", torch.tanh, lambda g, h: g * (1.0 - h * h), 0.0, (0.5, 0.5)),
+    "relu": Activation("relu", torch.relu, _relu_backward, 0.0, None),
 }
 
-#: Sparsity modes, by the name ``sparsity`` accepts (``None`` is accepted too).
-#: The value says which activations the mode works with.
-SPARSITY_PENALTIES = {
-    "kl": ("sigmoid", "tanh"),
-    "l1": ("sigmoid", "tanh", "relu"),
-    "topk": ("sigmoid", "tanh", "relu"),
+#: Sparsity mechanisms, by the name ``sparsity`` accepts (``None`` too: no sparsity).
+SPARSITY: dict[str, Sparsity] = {
+    "kl": Sparsity(
+        "kl",
+        penalty=_kl_term,
+        penalty_and_grad=_kl_term_and_grad,
+        accepts=lambda activation: activation.unit_interval is not None,
+    ),
+    "l1": Sparsity("l1", penalty=_l1_term, penalty_and_grad=_l1_term_and_grad),
+    "topk": Sparsity(
+        "topk",
+        penalty=_auxk_term,
+        code=topk_activation,
+        uses_k=True,
+        unit_norm_decoder=True,
+        supports_lbfgs=False,
+    ),
 }
+
+_NO_SPARSITY = Sparsity("none")
+
+
+def mechanism(name: str | None) -> Sparsity:
+    """The registered :class:`Sparsity` called ``name`` (None: no sparsity)."""
+    return _NO_SPARSITY if name is None else SPARSITY[name]
+
+
+def activity_threshold(sparsity: str | None, activation: str) -> float:
+    """The code value above which a unit counts as active on a sample.
+
+    The activation's midpoint (0.5 for a sigmoid code, 0 for tanh and ReLU), or 0
+    for a mechanism with a code function of its own (TopK's ReLU'd code).
+    """
+    if mechanism(sparsity).code is not None:
+        return 0.0
+    return ACTIVATIONS[activation].midpoint

@@ -1,11 +1,13 @@
 """Shared fixtures: small data sets that ship with scikit-learn, and thread hygiene."""
 
+import contextlib
+import io
+import sys
+
 import numpy as np
 import pytest
 import torch
 from sklearn.datasets import load_digits
-
-import skl_sparse_ae._estimator as estimator_module
 
 
 @pytest.fixture(scope="session")
@@ -41,13 +43,28 @@ def _restore_torch_threads():
 
 @pytest.fixture
 def fit_threads(monkeypatch):
-    """A dict whose ``"fit"`` is torch's thread count when minibatch training starts."""
-    seen = {}
-    original = estimator_module.fit_minibatch
+    """``with fit_threads() as seen:`` around a fit with ``verbose=1`` sets ``seen["fit"]``
+    to torch's thread count while the model trains.
 
-    def recording(*args, **kwargs):
-        seen["fit"] = torch.get_num_threads()
-        return original(*args, **kwargs)
+    The first epoch line is printed from inside training, and the replaced
+    ``sys.stdout`` reads the thread count as it is written. (Entered in the test
+    body: pytest sets its own ``sys.stdout`` between a fixture's set-up and the test.)
+    """
 
-    monkeypatch.setattr(estimator_module, "fit_minibatch", recording)
-    return seen
+    class Recording(io.StringIO):
+        def __init__(self):
+            super().__init__()
+            self.seen = {}
+
+        def write(self, text):
+            self.seen.setdefault("fit", torch.get_num_threads())
+            return super().write(text)
+
+    @contextlib.contextmanager
+    def recording():
+        stdout = Recording()
+        with monkeypatch.context() as patch:
+            patch.setattr(sys, "stdout", stdout)
+            yield stdout.seen
+
+    return recording

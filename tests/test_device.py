@@ -1,5 +1,6 @@
 """Devices (resolution, errors, moving models between machines) and torch threads."""
 
+import io
 import pickle
 import subprocess
 import sys
@@ -11,10 +12,9 @@ import pytest
 import torch
 
 import skl_sparse_ae._device as device_module
-import skl_sparse_ae._estimator as estimator_module
 from skl_sparse_ae import SparseAutoencoderTransformer
 from skl_sparse_ae._device import resolve_device
-from skl_sparse_ae._training import DivergedError
+from skl_sparse_ae._diagnostics import DivergedError
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -252,22 +252,26 @@ def test_thread_setting_is_restored_when_fit_raises(X, before, n_threads):
 
 @pytest.mark.parametrize("before", [1, 2])
 def test_thread_setting_is_restored_on_interrupt(X, before, monkeypatch):
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
+    """Ctrl-C during training: here, while the first epoch line (verbose=1) is printed."""
 
-    monkeypatch.setattr(estimator_module, "fit_minibatch", interrupted)
+    class Interrupting(io.StringIO):
+        def write(self, text):
+            assert torch.get_num_threads() == 3 - before  # inside training
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(sys, "stdout", Interrupting())
     torch.set_num_threads(before)
     with pytest.raises(KeyboardInterrupt):
-        SparseAutoencoderTransformer(n_threads=3 - before, **FAST).fit(X)
+        SparseAutoencoderTransformer(n_threads=3 - before, verbose=1, **FAST).fit(X)
     assert torch.get_num_threads() == before
 
 
 @pytest.mark.parametrize("before", [1, 2])
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_n_threads_is_used_for_training_and_transform(X, before, n_threads, fit_threads):
-    seen = fit_threads
     torch.set_num_threads(before)
-    sae = SparseAutoencoderTransformer(n_threads=n_threads, **FAST).fit(X)
+    with fit_threads() as seen:
+        sae = SparseAutoencoderTransformer(n_threads=n_threads, verbose=1, **FAST).fit(X)
     assert seen["fit"] == n_threads
 
     encode = sae.module_.encode
@@ -284,8 +288,8 @@ def test_n_threads_is_used_for_training_and_transform(X, before, n_threads, fit_
 
 def test_small_problems_train_on_one_thread_by_default(X, fit_threads):
     """n_threads=None: a 7-4-7 model on 50 rows is far below the small-step limit."""
-    seen = fit_threads
     torch.set_num_threads(2)
-    SparseAutoencoderTransformer(**FAST).fit(X)
+    with fit_threads() as seen:
+        SparseAutoencoderTransformer(verbose=1, **FAST).fit(X)
     assert seen["fit"] == 1
     assert torch.get_num_threads() == 2

@@ -14,8 +14,8 @@ import torch
 from sklearn.model_selection import GridSearchCV
 
 from skl_sparse_ae import SparseAutoencoderTransformer
-from skl_sparse_ae._device import SMALL_STEP_FLOPS, choose_num_threads, num_threads
-from skl_sparse_ae._training import DivergedError
+from skl_sparse_ae._device import SMALL_STEP_FLOPS, choose_num_threads, num_threads, threads_for
+from skl_sparse_ae._diagnostics import DivergedError
 
 
 def test_small_steps_get_one_thread_large_steps_every_available_thread():
@@ -77,10 +77,9 @@ LARGE = {"n_components": 512, "batch_size": 200, "max_iter": 1, "random_state": 
 @pytest.mark.parametrize("before", [1, 2])
 def test_large_problems_use_the_callers_threads_and_no_more(before, fit_threads):
     X = np.random.RandomState(0).rand(200, 64)
-    seen = fit_threads
     torch.set_num_threads(before)
-    with pytest.warns(Warning):  # one epoch: not converged
-        SparseAutoencoderTransformer(**LARGE).fit(X)
+    with pytest.warns(Warning), fit_threads() as seen:  # one epoch: not converged
+        SparseAutoencoderTransformer(verbose=1, **LARGE).fit(X)
     assert seen["fit"] == before
     assert torch.get_num_threads() == before
 
@@ -109,7 +108,7 @@ def test_transform_threads_follow_the_chunk_size(monkeypatch):
 
 def _threads_for_a_large_step(estimator, X, y=None):
     """A scorer run in the worker: the thread count the rule picks there."""
-    return float(estimator._threads(estimator.module_, LARGE["batch_size"]))
+    return float(threads_for(estimator.module_.sizes, LARGE["batch_size"], estimator.n_threads))
 
 
 def test_grid_search_workers_stay_within_joblibs_thread_budget():

@@ -1,6 +1,7 @@
 """The estimator inside scikit-learn's machinery: search, pipelines, output
 containers, persistence, dtypes and random state."""
 
+import pathlib
 import pickle
 import subprocess
 import sys
@@ -316,3 +317,20 @@ def test_components_are_the_code_layers_decoder_rows():
     np.testing.assert_array_equal(
         stacked.components_, stacked.module_.decoder_weight(2).detach().numpy()
     )
+
+
+def test_models_pickled_by_version_0_1_0_load_transform_and_train():
+    """``data/models_v0.1.0.pkl``: KL, TopK and a stacked L1 model pickled by 0.1.0
+    (commit 1093a8f, before training was split into modules), with their codes then."""
+    path = pathlib.Path(__file__).parent / "data" / "models_v0.1.0.pkl"
+    with open(path, "rb") as f:
+        saved = pickle.load(f)
+    X = saved["X"]
+    for name, model in saved["models"].items():
+        np.testing.assert_array_equal(model.transform(X), saved["codes"][name], err_msg=name)
+        n_iter = model.n_iter_
+        model.partial_fit(X)  # the optimiser and generator states resume
+        assert model.n_iter_ == n_iter + 1
+        assert np.isfinite(model.transform(X)).all()
+    assert saved["models"]["topk"].module_.sparsity == "topk"
+    assert (saved["models"]["topk"].transform(X) > 0).sum(axis=1).max() <= 3

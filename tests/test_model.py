@@ -19,6 +19,8 @@ def _x(n=20, d=7, seed=0):
 
 
 def _module(x, n_components=5, standardize=True, **kwargs):
+    if kwargs.get("k") is not None:  # a TopK code
+        kwargs.setdefault("sparsity", "topk")
     module = SparseAutoencoder(x.shape[1], n_components, dtype=DTYPE, **kwargs)
     if standardize and module.output_activation == "linear":
         module.set_standardization(x.mean(dim=0), float((x - x.mean(dim=0)).pow(2).mean().sqrt()))

@@ -6,6 +6,7 @@ diagnostics after ``fit``) against values computed independently from ``transfor
 ``inverse_transform``. Quality (how good the models are) lives in ``test_quality.py``.
 """
 
+import dataclasses
 import re
 import tracemalloc
 import warnings
@@ -15,20 +16,23 @@ import pytest
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-import skl_sparse_ae._estimator as estimator_module
-import skl_sparse_ae._training as training_module
 from skl_sparse_ae import SparseAutoencoderTransformer
-from skl_sparse_ae._model import SparseAutoencoder
+from skl_sparse_ae._analytic import analytic_step, supports_analytic_step
+from skl_sparse_ae._diagnostics import fitted_diagnostics
+from skl_sparse_ae._objective import Objective, objective
 from skl_sparse_ae._sparsity import (
     ACTIVATIONS,
-    SPARSITY_PENALTIES,
+    SPARSITY,
+    Activation,
+    Sparsity,
+    activity_threshold,
     auxk_loss,
     kl_divergence,
     kl_penalty,
     l1_penalty,
     topk_activation,
 )
-from skl_sparse_ae._training import corrupt
+from skl_sparse_ae._training import Schedule, _noise_fn, corrupt, train_step
 
 
 @pytest.fixture
@@ -42,6 +46,13 @@ def _fit(X, **params):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         return SparseAutoencoderTransformer(**params).fit(X)
+
+
+def _diagnose(sae, X, rows=256):
+    """The fitted diagnostics of ``sae``'s module on ``X``, in chunks of ``rows``."""
+    module = sae.module_
+    threshold = activity_threshold(module.sparsity, module.activation)
+    return fitted_diagnostics(module, torch.from_numpy(X), threshold, rows, "test")
 
 
 def _randn(*shape, seed=0):
@@ -73,16 +84,16 @@ def test_kl_divergence_of_saturated_units_is_large_but_finite():
 def test_kl_penalty_uses_the_batch_mean_and_maps_tanh_codes_to_0_1():
     code = torch.rand(50, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     rho = 0.2
-    sigmoid = kl_penalty(code, rho, "sigmoid")
+    sigmoid = kl_penalty(code, rho, ACTIVATIONS["sigmoid"])
     assert float(sigmoid) == pytest.approx(float(kl_divergence(rho, code.mean(dim=0))))
     # a tanh code h in (-1, 1) enters as (1 + h) / 2: 2a - 1 gives back a
-    tanh = kl_penalty(2 * code - 1, rho, "tanh")
+    tanh = kl_penalty(2 * code - 1, rho, ACTIVATIONS["tanh"])
     assert float(tanh) == pytest.approx(float(sigmoid), rel=1e-12)
 
 
 def test_kl_penalty_rejects_unbounded_codes():
     with pytest.raises(ValueError, match="activation='relu'"):
-        kl_penalty(torch.ones(3, 2), 0.1, "relu")
+        kl_penalty(torch.ones(3, 2), 0.1, ACTIVATIONS["relu"])
 
 
 # --------------------------------------------------------------------------- L1
@@ -189,10 +200,11 @@ def test_auxk_loss_is_finite_for_a_perfect_reconstruction():
 
 def test_registries_are_the_allowed_parameter_values():
     constraints = SparseAutoencoderTransformer._parameter_constraints
-    assert constraints["activation"][0].options == set(ACTIVATIONS)
-    assert constraints["sparsity"][0].options == set(SPARSITY_PENALTIES)
-    for allowed in SPARSITY_PENALTIES.values():
-        assert set(allowed) <= set(ACTIVATIONS)
+    assert set(constraints["activation"][0].options) == set(ACTIVATIONS)
+    assert set(constraints["sparsity"][0].options) == set(SPARSITY)
+    for name, mech in SPARSITY.items():
+        assert mech.name == name
+        assert any(mech.accepts(activation) for activation in ACTIVATIONS.values())
 
 
 # ------------------------------------------------------------- TopK estimator
@@ -247,25 +259,57 @@ def test_topk_decoder_rows_stay_unit_norm_through_training(X, tied):
     )
 
 
-def test_topk_training_projects_out_the_parallel_decoder_gradient(X, monkeypatch):
+class _RecordParallelGrad:
+    """An optimiser that records how much gradient lies along each decoder row."""
+
+    def __init__(self, module):
+        self.module = module
+        self.top = module.decoder_weight(1)
+        self.parallel = []
+
+    def zero_grad(self, set_to_none=True):
+        self.module.zero_grad(set_to_none=set_to_none)
+
+    def step(self):
+        with torch.no_grad():
+            self.parallel.append(float((self.top.grad * self.top).sum(dim=1).abs().max()))
+
+
+def test_topk_training_projects_out_the_parallel_decoder_gradient(X):
     """Every TopK step removes the gradient along the decoder rows before stepping."""
-    calls = []
-    original = SparseAutoencoder.remove_parallel_decoder_grad
+    sae = _fit(X, sparsity="topk", k=2, max_iter=1)
+    module, xt = sae.module_, torch.from_numpy(X[:50])
+    spec = Objective(sparsity="topk", k_aux=8, dead_after=300)
+    recorder = _RecordParallelGrad(module)
+    for _ in range(3):
+        train_step(module, recorder, xt, spec)
+    assert len(recorder.parallel) == 3 and max(recorder.parallel) < 1e-10
+    # without the projection (a mechanism without the decoder constraint) it is there
+    module.center_input = False
+    recorder = _RecordParallelGrad(module)
+    train_step(module, recorder, xt, spec)
+    assert recorder.parallel[0] > 1e-4
 
-    def spy(module):
-        top = module.decoder_weight(1)
-        original(module)
-        # what is left of the gradient is orthogonal to each (unit-norm) row
-        calls.append(float((top.grad * top.detach()).sum(dim=1).abs().max()))
 
-    monkeypatch.setattr(SparseAutoencoder, "remove_parallel_decoder_grad", spy)
-    _fit(X, sparsity="topk", k=2, max_iter=2, batch_size=50)
-    assert len(calls) == 2 * 6  # 300 samples in batches of 50, two epochs
-    assert max(calls) < 1e-10
+@pytest.fixture
+def registered():
+    """Register sparsity mechanisms for one test, and remove them afterwards."""
+    added = []
+
+    def register(mech):
+        SPARSITY[mech.name] = mech
+        added.append(mech.name)
+        return mech
+
+    yield register
+    for name in added:
+        del SPARSITY[name]
 
 
-def test_auxk_revives_dead_units_on_digits(digits_raw, monkeypatch):
+def test_auxk_revives_dead_units_on_digits(digits_raw, registered):
     """The same TopK fit with and without AuxK: AuxK is what keeps units alive.
+
+    "Without" is TopK registered again with no penalty (AuxK is TopK's penalty).
 
     Measured (256 units, k=8, lr 1e-2, 30 epochs, seeds 0-2): 0 dead units with
     AuxK, 45-53 without.
@@ -273,8 +317,8 @@ def test_auxk_revives_dead_units_on_digits(digits_raw, monkeypatch):
     X = digits_raw[0] / 16.0
     params = {"n_components": 256, "k": 8, "learning_rate": 1e-2, "max_iter": 30, "tol": 0}
     with_auxk = _fit(X, sparsity="topk", **params)
-    monkeypatch.setattr(training_module, "AUXK_WEIGHT", 0.0)
-    without_auxk = _fit(X, sparsity="topk", **params)
+    registered(dataclasses.replace(SPARSITY["topk"], name="topk_no_auxk", penalty=None))
+    without_auxk = _fit(X, sparsity="topk_no_auxk", **params)
     assert with_auxk.dead_components_.sum() <= 5
     assert without_auxk.dead_components_.sum() >= 25
 
@@ -302,8 +346,8 @@ def test_topk_dead_units_are_counted_in_samples(X):
     assert since.dtype == torch.long
     assert int(since.min()) == 0  # some unit fired in the last batch
     assert int(since.max()) <= 3 * X.shape[0]
-    spec = sae._objective(X.shape[0], X.shape[1])
-    assert spec.dead_after == X.shape[0]
+    spec = sae._objective(X.shape[1])
+    assert spec.dead_after is None  # train() makes it one pass over the training rows
     assert spec.k_aux == X.shape[1] // 2
 
 
@@ -353,27 +397,28 @@ def test_corruption_has_the_documented_distribution(noise_type, noise):
         assert float((first == 0).double().mean()) == pytest.approx(noise, abs=0.01)
 
 
-def test_corruption_is_drawn_while_training_only(X, monkeypatch):
-    """Every training batch is corrupted, from the estimator's generator; inference never."""
-    calls = []
+def test_training_corruption_is_the_schedules_from_its_generator():
+    """Training corrupts batches with the schedule's noise, drawn from the given generator."""
+    gen = torch.Generator().manual_seed(0)
+    noise_fn = _noise_fn(Schedule(noise=0.3, noise_type="masking"), gen)
+    x = torch.full((100, 20), 0.5, dtype=torch.float64)
+    expected = corrupt(x, 0.3, "masking", torch.Generator().manual_seed(0))
+    assert torch.equal(noise_fn(x), expected)
+    assert _noise_fn(Schedule(noise=0.0), gen) is None
 
-    def spy(x, noise, noise_type, generator):
-        calls.append((x.shape[0], noise, noise_type, generator))
-        return corrupt(x, noise, noise_type, generator)
 
-    monkeypatch.setattr(estimator_module, "corrupt", spy)
-    sae = _fit(X, noise=0.3, noise_type="masking", batch_size=100, max_iter=2)
-    assert [c[0] for c in calls] == [100] * 6
-    assert all(c[1:3] == (0.3, "masking") for c in calls)
-    assert all(isinstance(c[3], torch.Generator) for c in calls)
-    calls.clear()
-    sae.transform(X)
-    sae.inverse_transform(sae.transform(X))
-    sae.score(X)
-    sae.score_samples(X)
-    assert calls == []
-    _fit(X, noise=0.0, max_iter=2)
-    assert calls == []
+def test_inference_is_never_corrupted(X):
+    sae = _fit(X, noise=0.3, noise_type="masking", max_iter=2)
+    clean = SparseAutoencoderTransformer(n_components=16)
+    codes = sae.transform(X)
+    module = sae.module_
+    with torch.no_grad():
+        expected = module.encode(torch.from_numpy(X))[1].numpy()
+        recon = module.decode(torch.from_numpy(codes)).numpy()
+    np.testing.assert_array_equal(codes, expected)
+    np.testing.assert_array_equal(sae.inverse_transform(codes), recon)
+    np.testing.assert_allclose(sae.score_samples(X), -((recon - X) ** 2).mean(axis=1))
+    assert clean.get_params()["noise"] == 0.0
 
 
 def test_masking_noise_must_be_a_probability(X):
@@ -433,13 +478,16 @@ DIAGNOSTIC_CASES = {
 
 @pytest.mark.parametrize("chunk_rows", [None, 7])
 @pytest.mark.parametrize("case", DIAGNOSTIC_CASES)
-def test_diagnostics_match_transform_and_inverse_transform(X, case, chunk_rows, monkeypatch):
+def test_diagnostics_match_transform_and_inverse_transform(X, case, chunk_rows):
     params, threshold = DIAGNOSTIC_CASES[case]
-    if chunk_rows is not None:  # many chunks, the last one partial
-        monkeypatch.setattr(
-            SparseAutoencoderTransformer, "_inference_rows", lambda self, module: chunk_rows
-        )
     sae = _fit(X, **params)
+    if chunk_rows is not None:  # many chunks, the last one partial: the same figures
+        diag = _diagnose(sae, X, rows=chunk_rows)
+        sae.reconstruction_err_ = diag.reconstruction_err
+        sae.fraction_variance_unexplained_ = diag.fraction_variance_unexplained
+        sae.mean_activation_ = diag.mean_activation.numpy()
+        sae.mean_l0_ = diag.mean_l0
+        sae.dead_components_ = diag.dead_components.numpy()
     codes = sae.transform(X)
     errors = (sae.inverse_transform(codes) - X) ** 2
     assert sae.reconstruction_err_ == pytest.approx(errors.mean(), rel=1e-9)
@@ -464,10 +512,10 @@ def test_dead_units_are_the_constant_ones(X, activation):
         sae.module_.encoder_weights[0][0].zero_()  # unit 0 now ignores its input
         sae.module_.encoder_weights[0][1].mul_(0.1)  # unit 1 works, but softly
         sae.module_.encoder_biases[0][1].fill_(-4.0 if activation != "relu" else 0.0)
-    sae._set_diagnostics([torch.from_numpy(X)], X.dtype)
+    dead = _diagnose(sae, X).dead_components.numpy()
     codes = sae.transform(X)
-    assert sae.dead_components_[0]
-    assert not sae.dead_components_[1]
+    assert dead[0]
+    assert not dead[1]
     assert np.ptp(codes[:, 1]) > 1e-3
     if activation == "sigmoid":  # never "active" by the midpoint rule, yet alive
         assert codes[:, 1].max() < 0.5
@@ -482,14 +530,15 @@ def test_diagnostics_memory_does_not_grow_with_the_samples():
     rng = np.random.RandomState(0)
     sae = _fit(rng.rand(50, 16), n_components=256, max_iter=1)
     big = torch.from_numpy(rng.rand(4000, 16))
+    diag = None
     tracemalloc.start()
     try:
-        sae._set_diagnostics([big], np.float64)
+        diag = _diagnose(sae, big.numpy())
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert peak < 200_000, peak
-    assert sae.mean_activation_.shape == (256,)
+    assert diag.mean_activation.shape == (256,)
 
 
 def test_diagnostics_are_float32_consistent(X):
@@ -508,10 +557,10 @@ def test_fraction_variance_unexplained_is_one_for_the_mean(X):
     with torch.no_grad():
         for weight in sae.module_.weights():
             weight.zero_()
-    sae._set_diagnostics([torch.from_numpy(X)], X.dtype)
+    fvu = _diagnose(sae, X).fraction_variance_unexplained
     # the output bias started at the mean and moved a little in 5 epochs
-    assert sae.fraction_variance_unexplained_ == pytest.approx(1.0, abs=0.05)
-    assert sae.fraction_variance_unexplained_ >= 1.0
+    assert fvu == pytest.approx(1.0, abs=0.05)
+    assert fvu >= 1.0
 
 
 def test_verbose_reports_loss_and_topk_sparsity_per_epoch(X, capsys):
@@ -524,3 +573,84 @@ def test_verbose_reports_loss_and_topk_sparsity_per_epoch(X, capsys):
         assert float(match.group(1)) == pytest.approx(loss, rel=1e-5)
         assert float(match.group(2)) > 0
         assert 0 < float(match.group(3)) <= 3
+
+
+# ----------------------------------------------------------- the registries at work
+def _l2_term(out, target, module, spec):
+    r""":math:`\beta \frac{1}{m}\sum_i \|h_i\|^2`: a toy mechanism's penalty."""
+    return spec.sparsity_weight * out.code.pow(2).sum(dim=1).mean()
+
+
+def test_a_registered_mechanism_is_a_parameter_value_and_trains(X, registered):
+    registered(Sparsity("l2", penalty=_l2_term))
+    weak = _fit(X, sparsity="l2", activation="relu", sparsity_weight=0.0, max_iter=10)
+    strong = _fit(X, sparsity="l2", activation="relu", sparsity_weight=5.0, max_iter=10)
+    # the penalty acts: it drives the code toward zero
+    assert strong.mean_activation_.mean() < 0.8 * weak.mean_activation_.mean()  # measured 0.66
+    # and it is what the objective adds: J of the final model, recomputed by hand
+    module, xt = strong.module_, torch.from_numpy(X)
+    spec = strong._objective(X.shape[1])
+    with torch.no_grad():
+        out = module(xt)
+        by_hand = (
+            0.5 * module.residual(out.reconstruction, xt).pow(2).sum(dim=1).mean()
+            + 5.0 * out.code.pow(2).sum(dim=1).mean()
+            + 0.5 * 1e-4 * sum(w.pow(2).sum() for w in module.weights())
+        )
+        assert float(objective(module, xt, xt, spec).total) == pytest.approx(float(by_hand))
+    # no written-out gradient registered: such models train with autograd
+    assert not supports_analytic_step(module, spec)
+
+
+def test_a_registered_activation_trains_with_the_written_out_step(X, registered_activation):
+    softplus = registered_activation(
+        Activation(
+            "softplus",
+            torch.nn.functional.softplus,
+            lambda g, h: g * -torch.expm1(-h),  # softplus'(z) = sigmoid(z) = 1 - exp(-h)
+            midpoint=float(np.log(2.0)),
+            unit_interval=None,
+        )
+    )
+    sae = _fit(X, activation="softplus", sparsity="l1", sparsity_weight=0.01)
+    spec = sae._objective(X.shape[1])
+    assert supports_analytic_step(sae.module_, spec)
+    # the written-out gradient with the new activation is autograd's
+    module, xt = sae.module_, torch.from_numpy(X[:40])
+    objective(module, xt, xt, spec).total.backward()
+    expected = [p.grad.clone() for p in module.parameters()]
+
+    class KeepGrad:
+        def step(self):
+            pass
+
+    analytic_step(module, KeepGrad(), xt, spec)
+    for want, param in zip(expected, module.parameters()):
+        torch.testing.assert_close(param.grad, want, rtol=1e-9, atol=1e-12)
+    # its midpoint is the activity threshold of the diagnostics
+    codes = sae.transform(X)
+    assert sae.mean_l0_ == pytest.approx((codes > softplus.midpoint).sum(axis=1).mean())
+    # KL needs a code in (0, 1), which an unbounded activation does not give
+    with pytest.raises(ValueError, match="sparsity='kl' does not accept activation='softplus'"):
+        _fit(X, activation="softplus", sparsity="kl")
+
+
+def test_a_mechanism_with_nothing_to_do_cannot_be_registered():
+    with pytest.raises(ValueError, match="neither a penalty nor a code function"):
+        Sparsity("nothing")
+    with pytest.raises(ValueError, match="written-out gradient needs a penalty"):
+        Sparsity("gradient_only", code=topk_activation, penalty_and_grad=lambda *a: None)
+
+
+@pytest.fixture
+def registered_activation():
+    added = []
+
+    def register(activation):
+        ACTIVATIONS[activation.name] = activation
+        added.append(activation.name)
+        return activation
+
+    yield register
+    for name in added:
+        del ACTIVATIONS[name]

@@ -12,20 +12,18 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPRegressor
 
-import skl_sparse_ae._estimator as estimator_module
 from skl_sparse_ae import SparseAutoencoderTransformer
+from skl_sparse_ae._analytic import analytic_step, supports_analytic_step
 from skl_sparse_ae._model import SparseAutoencoder
-from skl_sparse_ae._sparsity import auxk_loss, topk_activation
+from skl_sparse_ae._objective import Objective, objective
+from skl_sparse_ae._optim import make_adam
+from skl_sparse_ae._sparsity import auxk_loss, kl_divergence_grad, topk_activation
 from skl_sparse_ae._training import (
-    LeanAdam,
-    Objective,
-    analytic_step,
-    fit_minibatch,
-    kl_divergence_and_grad,
-    make_adam,
-    objective,
+    Schedule,
+    TrainState,
+    _validation_split,
     run_epoch,
-    supports_analytic_step,
+    train,
     train_step,
 )
 
@@ -93,7 +91,6 @@ def test_analytic_step_is_the_autograd_gradient(activation, output, loss, sparsi
         sparsity_target=0.1,
         sparsity_weight=0.3,
         weight_decay=decay,
-        activation=activation,
     )
     # linear outputs are standardised by the estimator, sigmoid outputs are not
     module = _one_layer(activation, output, tied, output == "linear", x)
@@ -115,7 +112,7 @@ def test_analytic_kl_gradient_is_zero_where_the_penalty_clips():
     with torch.no_grad():
         module.encoder_biases[0][:2] = -40.0  # sigmoid(-40) ~ 4e-18: clipped
     rho_hat = module(x).code.mean(dim=0)
-    _, grad = kl_divergence_and_grad(0.05, rho_hat)
+    grad = kl_divergence_grad(0.05, rho_hat)
     assert (grad[:2] == 0).all() and (grad[2:] != 0).all()
     objective(module, x, x, spec).total.backward()
     expected = [p.grad.clone() for p in module.parameters()]
@@ -132,80 +129,13 @@ def test_analytic_kl_gradient_is_zero_where_the_penalty_clips():
         {"activation": "relu", "sparsity": "l1", "hidden_layer_sizes": (6,)},
     ],
 )
-def test_models_the_written_out_step_does_not_cover_use_autograd(X, params, monkeypatch):
-    def forbidden(*args, **kwargs):
-        raise AssertionError("analytic_step used for a model it does not cover")
-
-    monkeypatch.setattr("skl_sparse_ae._training.analytic_step", forbidden)
+def test_models_the_written_out_step_does_not_cover_use_autograd(X, params):
     sae = _fit_quietly(SparseAutoencoderTransformer(max_iter=2, **{**FAST, **params}), X)
     assert np.isfinite(sae.loss_curve_).all()
-
-
-# ------------------------------------------------------------------ the optimiser
-def _params(seed=0, dtype=torch.float32):
-    gen = torch.Generator().manual_seed(seed)
-    return [
-        torch.randn(6, 4, generator=gen, dtype=dtype).requires_grad_(),
-        torch.randn(6, generator=gen, dtype=dtype).requires_grad_(),
-    ]
-
-
-def _run_steps(optimizer, params, steps, fast):
-    gen = torch.Generator().manual_seed(1)
-    for _ in range(steps):
-        for p in params:
-            p.grad = torch.randn(p.shape, generator=gen, dtype=p.dtype)
-        optimizer.fast_step() if fast else optimizer.step()
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_lean_adam_steps_are_torch_adam_steps(dtype):
-    lean_params, torch_params = _params(dtype=dtype), _params(dtype=dtype)
-    lean = LeanAdam(lean_params, lr=1e-2, weight_decay=0.1, fused=True)
-    reference = torch.optim.Adam(torch_params, lr=1e-2, weight_decay=0.1, fused=True)
-    _run_steps(lean, lean_params, 5, fast=True)
-    _run_steps(reference, torch_params, 5, fast=False)
-    for a, b in zip(lean_params, torch_params):
-        torch.testing.assert_close(a, b, rtol=0, atol=0)  # the same kernel: bit-identical
-    for key in ("exp_avg", "exp_avg_sq", "step"):
-        for a, b in zip(lean_params, torch_params):
-            torch.testing.assert_close(lean.state[a][key], reference.state[b][key], rtol=0, atol=0)
-    # and its state resumes a plain torch Adam (and the other way round)
-    resumed = torch.optim.Adam(_params(dtype=dtype), lr=1e-2)
-    resumed.load_state_dict(lean.state_dict())
-    assert int(resumed.state_dict()["state"][0]["step"]) == 5
-
-
-def test_lean_adam_runs_hooks_through_the_regular_step():
-    params = _params()
-    lean = LeanAdam(params, lr=1e-2, fused=True)
-    calls = []
-    lean.register_step_post_hook(lambda *args: calls.append(1))
-    _run_steps(lean, params, 3, fast=True)
-    assert len(calls) == 3
-
-
-def test_lean_adam_runs_global_hooks_through_the_regular_step():
-    from torch.optim.optimizer import register_optimizer_step_post_hook
-
-    params = _params()
-    lean = LeanAdam(params, lr=1e-2, fused=True)
-    calls = []
-    handle = register_optimizer_step_post_hook(lambda *args: calls.append(1))
-    try:
-        _run_steps(lean, params, 3, fast=True)
-    finally:
-        handle.remove()
-    assert len(calls) == 3
-
-
-def test_make_adam_resumes_state_with_the_new_learning_rate():
-    params = _params()
-    first = make_adam(params, 1e-2)
-    _run_steps(first, params, 2, fast=True)
-    resumed = make_adam(params, 5e-3, first.state_dict())
-    assert resumed.param_groups[0]["lr"] == 5e-3
-    assert int(resumed.state[params[0]]["step"]) == 2
+    assert not supports_analytic_step(sae.module_, sae._objective(X.shape[1]))
+    # and the one-layer dense models it covers
+    dense = _fit_quietly(SparseAutoencoderTransformer(max_iter=1, **FAST), X)
+    assert supports_analytic_step(dense.module_, dense._objective(X.shape[1]))
 
 
 # ---------------------------------------------------------- no host synchronisation
@@ -236,7 +166,7 @@ def test_an_epoch_never_reads_values_back_to_the_host(X, params, host_reads):
     sae = SparseAutoencoderTransformer(max_iter=1, **{**FAST, **params})
     _fit_quietly(sae, X)  # builds the module, optimiser and objective the estimator uses
     module = sae.module_
-    spec = sae._objective(X.shape[0], X.shape[1])
+    spec = sae._objective(X.shape[1])
     optimizer = make_adam(module.parameters(), 1e-3)
     Xt = torch.from_numpy(X)
     noise = (lambda x: x + 0.1 * torch.randn_like(x)) if params.get("noise") else None
@@ -257,19 +187,12 @@ def test_an_epoch_never_reads_values_back_to_the_host(X, params, host_reads):
 def test_fit_reads_the_loss_once_per_epoch(X, host_reads):
     sae = SparseAutoencoderTransformer(max_iter=1, **FAST)
     _fit_quietly(sae, X)
-    module, spec = sae.module_, sae._objective(X.shape[0], X.shape[1])
+    module, spec = sae.module_, sae._objective(X.shape[1])
+    state = TrainState.new(0, torch.device("cpu"))
+    state = TrainState(state.generator_states, initialized=True)
+    schedule = Schedule(batch_size=20, max_iter=3, tol=0.0)
     host_reads["n"] = 0
-    history = fit_minibatch(
-        module,
-        make_adam(module.parameters(), 1e-3),
-        torch.from_numpy(X),
-        spec,
-        batch_size=20,
-        max_iter=3,
-        tol=0.0,
-        n_iter_no_change=10,
-        generator=torch.Generator().manual_seed(0),
-    )
+    history = train(module, torch.from_numpy(X), spec, schedule, state).history
     assert history.n_iter == 3
     assert host_reads["n"] == 3
 
@@ -318,26 +241,29 @@ def test_topk_training_still_revives_dead_units(X):
 
 
 # ------------------------------------------------------------ transform batching
-def test_transform_does_not_depend_on_batching(X, monkeypatch):
-    sae = _fit_quietly(SparseAutoencoderTransformer(max_iter=3, **FAST), X)
-    full = sae.transform(X)  # one chunk
-    monkeypatch.setattr(type(sae), "_inference_rows", lambda self, module: 16)
-    chunked = sae.transform(X)  # 13 chunks
-    np.testing.assert_allclose(chunked, full, rtol=0, atol=1e-7)
-    # rows across a chunk boundary, on their own and in another order
-    rows = np.array([15, 16, 17, 31, 32, 3, 199])
+@pytest.fixture(scope="module")
+def wide(digits_raw):
+    """A 64 -> 2048 model: its inference chunks are 2**21 // 2048 = 1024 rows."""
+    X = digits_raw[0] / 16.0
+    sae = SparseAutoencoderTransformer(n_components=2048, max_iter=1, random_state=0)
+    return _fit_quietly(sae, X[:40]), X
+
+
+def test_transform_does_not_depend_on_batching(wide):
+    sae, X = wide
+    assert sae._inference_rows(sae.module_) == 1024
+    full = sae.transform(X)  # 1797 rows: two chunks
+    # rows across the chunk boundary, on their own (one chunk) and in another order
+    rows = np.array([1022, 1023, 1024, 1025, 3, 1796])
     np.testing.assert_allclose(sae.transform(X[rows]), full[rows], rtol=0, atol=1e-7)
-    np.testing.assert_allclose(sae.transform(X[10:40]), full[10:40], rtol=0, atol=1e-7)
-    for method in ("score_samples", "inverse_transform"):
-        arg = full if method == "inverse_transform" else X
-        monkeypatch.undo()
+    np.testing.assert_allclose(sae.transform(X[1000:1100]), full[1000:1100], rtol=0, atol=1e-7)
+    for method, arg in (("score_samples", X), ("inverse_transform", full)):
         whole = getattr(sae, method)(arg)
-        monkeypatch.setattr(type(sae), "_inference_rows", lambda self, module: 16)
-        np.testing.assert_allclose(getattr(sae, method)(arg), whole, rtol=0, atol=1e-7)
+        np.testing.assert_allclose(getattr(sae, method)(arg[rows]), whole[rows], atol=1e-7)
 
 
-def test_transform_works_in_chunks_of_bounded_size(X, monkeypatch):
-    sae = _fit_quietly(SparseAutoencoderTransformer(max_iter=1, **FAST), X)
+def test_transform_works_in_chunks_of_bounded_size(wide):
+    sae, X = wide
     seen = []
     encode = sae.module_.encode
 
@@ -345,10 +271,12 @@ def test_transform_works_in_chunks_of_bounded_size(X, monkeypatch):
         seen.append(x.shape[0])
         return encode(x)
 
-    monkeypatch.setattr(sae.module_, "encode", spy)
-    monkeypatch.setattr(type(sae), "_inference_rows", lambda self, module: 64)
-    sae.transform(X)
-    assert seen == [64, 64, 64, 8]
+    sae.module_.encode = spy
+    try:
+        sae.transform(X)
+    finally:
+        del sae.module_.encode
+    assert seen == [1024, 1797 - 1024]
 
 
 def test_inference_chunk_does_not_grow_with_n_samples():
@@ -387,21 +315,7 @@ def test_max_iter_without_convergence_warns(X):
     assert sae.n_iter_ == 3
 
 
-def _capture_validation_data(monkeypatch):
-    seen = {}
-    original = estimator_module.fit_minibatch
-
-    def recording(*args, **kwargs):
-        seen["X_val"] = kwargs["X_val"]
-        seen["n_train"] = args[2].shape[0]
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(estimator_module, "fit_minibatch", recording)
-    return seen
-
-
-def test_early_stopping_restores_the_best_weights(X, monkeypatch):
-    seen = _capture_validation_data(monkeypatch)
+def test_early_stopping_restores_the_best_weights(X):
     # a large step makes the validation score wander, so the best epoch is not the last
     sae = SparseAutoencoderTransformer(
         **FAST,
@@ -417,8 +331,11 @@ def test_early_stopping_restores_the_best_weights(X, monkeypatch):
     assert sae.best_validation_score_ == scores.max()
     # measured: 43 epochs, the best at epoch 39, the last four worse
     assert scores.argmax() < len(scores) - 1
-    assert seen["X_val"].shape[0] == 40 and seen["n_train"] == 160
-    X_val = seen["X_val"].numpy()
+    # the held-out rows: the first draw of the fit's generator (random_state=0)
+    cpu_gen, _ = TrainState.new(0, torch.device("cpu")).generators(torch.device("cpu"))
+    X_train, X_val = _validation_split(torch.from_numpy(X), 0.2, cpu_gen)
+    assert X_val.shape[0] == 40 and X_train.shape[0] == 160
+    X_val = X_val.numpy()
     # the final model is the best one: its validation score is the best score
     # (the score is in the units of X, the validation score on the loss's scale s)
     scale = float(sae.module_.input_scale)
@@ -520,7 +437,7 @@ def test_lbfgs_loss_curve_is_the_objective_at_the_accepted_points(X):
     assert (np.diff(curve) <= 0).all()
     assert curve[-1] < 0.8 * curve[0]  # measured: 1.69 / 2.60 = 0.65
     # the last entry is J at the final weights (not merely the last trial point)
-    spec = sae._objective(X.shape[0], X.shape[1])
+    spec = sae._objective(X.shape[1])
     with torch.no_grad():
         final = float(objective(sae.module_, torch.from_numpy(X), torch.from_numpy(X), spec).total)
     assert curve[-1] == pytest.approx(final, rel=1e-10)
@@ -533,7 +450,7 @@ def test_lbfgs_stops_when_the_gradient_is_small(X):
     assert 1 < sae.n_iter_ < 200  # measured: 10 iterations
     assert len(sae.loss_curve_) == sae.n_iter_
     # it stopped because the largest gradient entry fell below tol
-    spec = sae._objective(X.shape[0], X.shape[1])
+    spec = sae._objective(X.shape[1])
     Xt = torch.from_numpy(X)
     assert all(p.grad is None for p in sae.module_.parameters())  # no stale gradients
     objective(sae.module_, Xt, Xt, spec).total.backward()
@@ -652,7 +569,7 @@ def test_cuda_epoch_never_synchronises(X, params):
     sae = SparseAutoencoderTransformer(device="cuda", max_iter=1, **{**FAST, **params})
     _fit_quietly(sae, X)
     module = sae.module_
-    spec = sae._objective(X.shape[0], X.shape[1])
+    spec = sae._objective(X.shape[1])
     optimizer = make_adam(module.parameters(), 1e-3)
     Xt = torch.from_numpy(X).to("cuda")
     torch.cuda.synchronize()

@@ -1,7 +1,9 @@
 """Bad input gets a clear error, and a failed (re)fit leaves the model as it was."""
 
 import copy
+import io
 import re
+import sys
 
 import numpy as np
 import pandas as pd
@@ -11,9 +13,8 @@ import torch
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
-import skl_sparse_ae._estimator as estimator_module
 from skl_sparse_ae import SparseAutoencoderTransformer
-from skl_sparse_ae._training import DivergedError
+from skl_sparse_ae._diagnostics import DivergedError
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -330,15 +331,14 @@ def _deep_equal(a, b):
     return a == b
 
 
-def _interrupt_after_training(monkeypatch):
-    """Make training run to the end, then raise KeyboardInterrupt."""
-    original = estimator_module.fit_minibatch
+def _interrupt_training(monkeypatch):
+    """Ctrl-C during training: the first epoch line (``verbose=1``) raises KeyboardInterrupt."""
 
-    def interrupted(*args, **kwargs):
-        original(*args, **kwargs)
-        raise KeyboardInterrupt
+    class Interrupting(io.StringIO):
+        def write(self, text):
+            raise KeyboardInterrupt
 
-    monkeypatch.setattr(estimator_module, "fit_minibatch", interrupted)
+    monkeypatch.setattr(sys, "stdout", Interrupting())
 
 
 # Each case: (parameters to set before the call, the call, the exception). The
@@ -399,11 +399,11 @@ def test_failed_refit_leaves_the_model_exactly_as_it_was(monkeypatch, case):
     sae = _fast(early_stopping=True).fit(X_fit)
     sae.partial_fit(X_fit)  # also set the optimiser and generator states
     if params == "interrupt":
-        _interrupt_after_training(monkeypatch)
-        params = {}
+        _interrupt_training(monkeypatch)
+        params = {"verbose": 1}
     elif params == "interrupt-warm":
-        _interrupt_after_training(monkeypatch)
-        params = {"warm_start": True}
+        _interrupt_training(monkeypatch)
+        params = {"warm_start": True, "verbose": 1}
     sae.set_params(**params)
     codes = sae.transform(X_fit)
     shallow = dict(sae.__dict__)

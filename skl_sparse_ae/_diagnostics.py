@@ -1,0 +1,176 @@
+"""Fitted diagnostics and divergence errors.
+
+After training, one pass over the training data (chunk by chunk, on the device)
+gives the fitted attributes: the reconstruction error, the fraction of variance
+unexplained, each unit's mean activation, the mean number of active units and the
+dead units. The same pass is the last check that training did not diverge.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+
+from ._model import SparseAutoencoder
+
+__all__ = [
+    "DEAD_RANGE",
+    "Diagnostics",
+    "DivergedError",
+    "FittedDiagnostics",
+    "check_finite",
+    "check_finite_fit",
+    "fitted_diagnostics",
+    "training_diagnostics",
+]
+
+#: A unit whose code varies by no more than this over the training data is dead:
+#: it carries no information. For ReLU and TopK codes these are the units that
+#: never fire; for sigmoid and tanh codes, the saturated ones.
+DEAD_RANGE = 1e-6
+
+
+class DivergedError(ValueError):
+    """The training loss became NaN or infinite."""
+
+
+def _diverged(what: str, where: str) -> DivergedError:
+    return DivergedError(
+        f"Training diverged: {what} at {where}. The model was left as it was before "
+        "this call. Lower learning_rate, scale X (for example with StandardScaler or "
+        "MinMaxScaler), or lower sparsity_weight."
+    )
+
+
+def check_finite(value: float, where: str) -> None:
+    """Raise :class:`DivergedError` (a ValueError) if the loss is NaN or infinite."""
+    if not math.isfinite(value):
+        raise _diverged(f"the loss became {value}", where)
+
+
+class Diagnostics(NamedTuple):
+    """Sums over the training data that the fitted diagnostics are made of (float64)."""
+
+    n_samples: int
+    squared_error: float
+    variance: float
+    code_sum: torch.Tensor
+    code_range: torch.Tensor
+    active_total: float
+
+
+@torch.inference_mode()
+def training_diagnostics(
+    module: SparseAutoencoder, parts: list[torch.Tensor], threshold: float, rows: int
+) -> Diagnostics:
+    r"""Sums over the training data for the fitted diagnostics, ``rows`` at a time.
+
+    With :math:`r = (\hat x - x) / s` the residual on the loss's scale
+    (:meth:`._model.SparseAutoencoder.residual`), :math:`c` the model's ``input_mean``
+    (a shift that keeps the variance sum accurate), :math:`h` the code and :math:`t`
+    the activity threshold:
+
+    .. math::
+
+        \text{squared\_error} = \sum_{i,f} r_{if}^2, \qquad
+        \text{variance} = \sum_{i,f} \Big(\frac{x_{if} - c_f}{s}\Big)^2
+            - n \sum_f \Big(\frac{\bar x_f - c_f}{s}\Big)^2
+            = \sum_{i,f} \Big(\frac{x_{if} - \bar x_f}{s}\Big)^2
+
+        \text{code\_sum}_j = \sum_i h_{ij}, \qquad
+        \text{code\_range}_j = \max_i h_{ij} - \min_i h_{ij}, \qquad
+        \text{active\_total} = \sum_{i,j} [h_{ij} > t]
+
+    The sums are additive, so ``parts`` (the training rows, split in any way, e.g.
+    training and validation) are read where they are, chunk by chunk: memory is
+    bounded by ``rows``, not by the number of samples, and nothing is copied to or
+    from the device but the sums (float64; float32 on MPS, which has no float64).
+    """
+    device = parts[0].device
+    acc = torch.float32 if device.type == "mps" else torch.float64
+    width = module.sizes[-1]
+    code_sum = torch.zeros(width, device=device, dtype=acc)
+    code_max = torch.full((width,), -math.inf, device=device, dtype=acc)
+    code_min = torch.full((width,), math.inf, device=device, dtype=acc)
+    shifted_sum = torch.zeros(module.sizes[0], device=device, dtype=acc)
+    sums = torch.zeros(3, device=device, dtype=acc)  # squared error, shifted squares, active
+    shift, scale = module.input_mean.to(acc), module.input_scale.to(acc)
+    n = 0
+    for part in parts:
+        for x in part.split(rows):
+            out = module(x)
+            code = out.code.to(acc)
+            code_sum += code.sum(dim=0)
+            torch.maximum(code_max, code.amax(dim=0), out=code_max)
+            torch.minimum(code_min, code.amin(dim=0), out=code_min)
+            sums[2] += (code > threshold).sum()
+            shifted = (x.to(acc) - shift) / scale
+            shifted_sum += shifted.sum(dim=0)
+            sums[0] += module.residual(out.reconstruction, x).to(acc).pow(2).sum()
+            sums[1] += shifted.pow(2).sum()
+            n += x.shape[0]
+    squared_error, shifted_squares, active_total = sums.tolist()
+    variance = shifted_squares - float(shifted_sum.pow(2).sum()) / max(n, 1)
+    return Diagnostics(
+        n,
+        squared_error,
+        max(variance, 0.0),
+        code_sum.cpu(),
+        (code_max - code_min).cpu(),
+        active_total,
+    )
+
+
+def check_finite_fit(diagnostics: Diagnostics, where: str) -> None:
+    """Raise :class:`DivergedError` if the trained model's outputs are not finite.
+
+    ``diagnostics`` sums what the trained model gives on the training data (codes,
+    squared errors on the loss's scale); a NaN or infinite entry makes its sum so.
+    The loss is measured before each step, so a step that blows the weights up (the
+    last one of a fit, say) shows only here.
+    """
+    if not (
+        math.isfinite(diagnostics.squared_error)
+        and bool(torch.isfinite(diagnostics.code_sum).all())
+    ):
+        raise _diverged("the trained model's codes or reconstructions are NaN or infinite", where)
+
+
+class FittedDiagnostics(NamedTuple):
+    """The estimator's fitted diagnostics (its class docstring has the formulas)."""
+
+    reconstruction_err: float
+    fraction_variance_unexplained: float
+    mean_activation: torch.Tensor
+    mean_l0: float
+    dead_components: torch.Tensor
+
+
+def fitted_diagnostics(
+    module: SparseAutoencoder, X: torch.Tensor, threshold: float, rows: int, where: str
+) -> FittedDiagnostics:
+    """The fitted diagnostics of ``module`` on its training data ``X`` (on its device).
+
+    ``threshold`` is the activity threshold (:func:`._sparsity.activity_threshold`),
+    ``rows`` the chunk size, ``where`` names the last step in a divergence error.
+    Raises :class:`DivergedError` if the trained model's outputs are not finite.
+    """
+    stats = training_diagnostics(module, [X], threshold, rows)
+    check_finite_fit(stats, where)
+    # Sums of squares on the loss's scale s (no overflow); s**2 brings the error
+    # back to the units of X (a Python float: inf past float64's range).
+    scale = float(module.input_scale)
+    n_values = stats.n_samples * module.sizes[0]
+    if stats.variance > 0:
+        fvu = stats.squared_error / stats.variance
+    else:
+        fvu = 0.0 if stats.squared_error == 0 else math.inf
+    return FittedDiagnostics(
+        reconstruction_err=stats.squared_error * scale * scale / n_values,
+        fraction_variance_unexplained=fvu,
+        mean_activation=stats.code_sum / stats.n_samples,
+        mean_l0=stats.active_total / stats.n_samples,
+        dead_components=stats.code_range <= DEAD_RANGE,
+    )
