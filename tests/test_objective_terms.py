@@ -26,8 +26,9 @@ import numpy as np
 import pytest
 import torch
 
+from skl_sparse_ae._analytic import analytic_step
 from skl_sparse_ae._model import SparseAutoencoder
-from skl_sparse_ae._training import Objective, analytic_step, objective
+from skl_sparse_ae._objective import Objective, objective
 
 # ------------------------------------------------------------------ the tiny case
 X = np.array([[0.2, 0.9], [0.7, 0.1], [0.5, 0.4]])  # in [0, 1]: also valid for BCE
@@ -47,6 +48,7 @@ def _module(W=W, C=C, V=V, B=B, *, activation="sigmoid", output="linear", tied=F
         activation=activation,
         output_activation=output,
         k=k,
+        sparsity=None if k is None else "topk",
         tied_weights=tied,
         dtype=torch.float64,
     )
@@ -171,7 +173,7 @@ def test_cross_entropy_by_hand():
 
     Two features per sample: J = 2 log 2.
     """
-    spec = Objective(loss="bce", activation="sigmoid")
+    spec = Objective(loss="bce")
     x = np.array([[0.0, 1.0], [1.0, 0.0], [0.25, 0.5]])
     make = lambda: _module(ZERO, [0, 0], ZERO, [0, 0], output="sigmoid")  # noqa: E731
     _assert_totals(make, x, spec, 2.0 * math.log(2.0))
@@ -188,9 +190,7 @@ def test_kl_penalty_by_hand(activation):
     rho, beta = 0.05, 3.0
     h = 0.5 if activation == "sigmoid" else 0.0
     x = np.full((3, 2), h) @ EYE + np.array([0.1, -0.2])  # x̂ = h V + b exactly
-    spec = Objective(
-        loss="mse", sparsity="kl", sparsity_target=rho, sparsity_weight=beta, activation=activation
-    )
+    spec = Objective(loss="mse", sparsity="kl", sparsity_target=rho, sparsity_weight=beta)
     want = 2 * beta * (rho * math.log(2 * rho) + (1 - rho) * math.log(2 * (1 - rho)))
     assert want == pytest.approx(2.96779, abs=1e-5)
     make = lambda: _module(ZERO, [0, 0], EYE, [0.1, -0.2], activation=activation)  # noqa: E731
@@ -205,7 +205,7 @@ def test_l1_penalty_by_hand():
     beta = 0.7
     h = np.tanh([0.5, -1.0])
     x = np.tile(h, (3, 1))  # V = I, b = 0: x̂ = h
-    spec = Objective(loss="mse", sparsity="l1", sparsity_weight=beta, activation="tanh")
+    spec = Objective(loss="mse", sparsity="l1", sparsity_weight=beta)
     want = beta * (math.tanh(0.5) + math.tanh(1.0))
     make = lambda: _module(ZERO, [0.5, -1.0], EYE, [0, 0], activation="tanh")  # noqa: E731
     _assert_totals(make, x, spec, want)
@@ -245,7 +245,7 @@ def test_squared_error_matches_numpy(activation, standardized):
 
     _, x_hat = _np_forward(X, W, C, V, B, activation, mean, scale)
     want = _np_half_squared_error(x_hat, X, scale)
-    _assert_totals(make, X, Objective(loss="mse", activation=activation), want)
+    _assert_totals(make, X, Objective(loss="mse"), want)
 
 
 def test_squared_error_with_a_sigmoid_output_matches_numpy():
@@ -258,7 +258,7 @@ def test_squared_error_with_a_sigmoid_output_matches_numpy():
 def test_cross_entropy_matches_numpy(activation):
     _, logits = _np_forward(X, W, C, V, B, activation)
     want = _np_bce(logits, X)
-    spec = Objective(loss="bce", activation=activation)
+    spec = Objective(loss="bce")
     _assert_totals(lambda: _module(activation=activation, output="sigmoid"), X, spec, want)
 
 
@@ -271,9 +271,7 @@ def test_kl_penalty_matches_numpy(activation, beta):
     reconstruction = _np_half_squared_error(x_hat, X)
     penalty = _np_kl(rho, h, activation)
     assert penalty > 0.05  # the code is far enough from ρ that the term matters
-    spec = Objective(
-        loss="mse", sparsity="kl", sparsity_target=rho, sparsity_weight=beta, activation=activation
-    )
+    spec = Objective(loss="mse", sparsity="kl", sparsity_target=rho, sparsity_weight=beta)
     _assert_totals(lambda: _module(activation=activation), X, spec, reconstruction + beta * penalty)
 
 
@@ -282,7 +280,7 @@ def test_l1_penalty_matches_numpy(activation):
     beta = 0.3
     h, x_hat = _np_forward(X, W, C, V, B, activation)
     want = _np_half_squared_error(x_hat, X) + beta * _np_l1(h)
-    spec = Objective(loss="mse", sparsity="l1", sparsity_weight=beta, activation=activation)
+    spec = Objective(loss="mse", sparsity="l1", sparsity_weight=beta)
     _assert_totals(lambda: _module(activation=activation), X, spec, want)
 
 
@@ -332,7 +330,6 @@ def test_total_matches_numpy(loss, sparsity, activation, tied):
         sparsity_target=rho,
         sparsity_weight=beta,
         weight_decay=lam,
-        activation=activation,
     )
     _assert_totals(make, X, spec, want)
 
@@ -350,7 +347,7 @@ def test_topk_auxk_term_matches_numpy():
     module = _standardize(_module(W_k, C_k, V, B, activation="relu", k=1))
     with torch.no_grad():
         module.samples_since_fired.copy_(torch.tensor([0, 10]))
-    spec = Objective(loss="mse", sparsity="topk", activation="relu", k_aux=1, dead_after=5)
+    spec = Objective(loss="mse", sparsity="topk", k_aux=1, dead_after=5)
 
     u = (X - MEAN) / SCALE - B
     pre = u @ W_k.T + C_k

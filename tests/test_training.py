@@ -233,8 +233,10 @@ def test_auxk_loss_without_host_reads_keeps_its_value_and_gradient(n_dead, host_
     assert reads == 0
 
 
-def test_topk_training_still_revives_dead_units(X):
-    """AuxK without the host read still trains the TopK model end to end."""
+def test_topk_training_with_auxk_runs_end_to_end(X):
+    """AuxK without the host read still trains the TopK model end to end.
+
+    That AuxK revives dead units is measured in test_training_behaviour.py."""
     sae = _fit_quietly(SparseAutoencoderTransformer(sparsity="topk", k=2, max_iter=5, **FAST), X)
     assert np.isfinite(sae.loss_curve_).all()
     assert sae.mean_l0_ <= 2
