@@ -9,51 +9,7 @@ import platform
 import statistics
 import time
 
-import numpy as np
 import torch
-
-
-def ufldl_patches(n_patches: int = 10000, patch_size: int = 8, random_state: int = 0):
-    """``n_patches`` UFLDL-normalised grey patches from scikit-learn's sample images.
-
-    Uses :func:`skl_sparse_ae.datasets.load_ufldl_patches` when the package has it;
-    otherwise the same recipe inline: grey patches cut by ``extract_patches_2d``
-    (half from each of the two photos), each patch's mean removed, clipped at
-    +-3 standard deviations of all entries, and mapped to ``[0.1, 0.9]``.
-    """
-    try:  # the package's loader, if another contributor has added it
-        from skl_sparse_ae.datasets import load_ufldl_patches
-    except ImportError:
-        load_ufldl_patches = None
-    if load_ufldl_patches is not None:
-        try:
-            return np.asarray(
-                load_ufldl_patches(
-                    n_patches=n_patches, patch_size=patch_size, random_state=random_state
-                ),
-                dtype=np.float64,
-            )
-        except TypeError:  # another signature: fall back to the inline recipe
-            pass
-    from sklearn.datasets import load_sample_images
-    from sklearn.feature_extraction.image import extract_patches_2d
-
-    images = load_sample_images().images
-    per_image = [
-        n_patches // len(images) + (i < n_patches % len(images)) for i in range(len(images))
-    ]
-    patches = []
-    for i, (image, count) in enumerate(zip(images, per_image)):
-        grey = image.astype(np.float64).mean(axis=2) / 255.0
-        p = extract_patches_2d(
-            grey, (patch_size, patch_size), max_patches=count, random_state=random_state + i
-        )
-        patches.append(p.reshape(count, -1))
-    X = np.concatenate(patches)
-    X -= X.mean(axis=1, keepdims=True)
-    limit = 3.0 * X.std()
-    X = np.clip(X, -limit, limit) / limit
-    return (X + 1.0) * 0.4 + 0.1
 
 
 def machine() -> str:

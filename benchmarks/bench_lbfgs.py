@@ -32,13 +32,14 @@ import warnings
 
 import numpy as np
 import torch
-from _common import interleaved, machine, median, table, ufldl_patches
+from _common import interleaved, machine, median, table
 from scipy.optimize import minimize
 from sklearn.exceptions import ConvergenceWarning
 
 from skl_sparse_ae import SparseAutoencoderTransformer
 from skl_sparse_ae._device import make_generators
 from skl_sparse_ae._model import SparseAutoencoder
+from skl_sparse_ae.datasets import load_ufldl_patches
 
 RHO, BETA, LAMBDA, HIDDEN = 0.01, 3.0, 1e-4, 25
 
@@ -102,7 +103,7 @@ def main():
     max_iter = args.max_iter or (50 if args.quick else 200)
     repeats = args.repeats or (2 if args.quick else 3)
 
-    X = ufldl_patches(args.n_patches)
+    X = load_ufldl_patches(n_patches=args.n_patches)
     d = X.shape[1]
     theta0 = initial_theta(X)
     # same cost at the same point: a check that the two objectives agree

@@ -29,7 +29,9 @@ from _common import machine, median, table
 
 from skl_sparse_ae._device import SMALL_STEP_FLOPS
 from skl_sparse_ae._model import SparseAutoencoder
-from skl_sparse_ae._training import Objective, make_adam, train_step
+from skl_sparse_ae._objective import Objective
+from skl_sparse_ae._optim import make_adam
+from skl_sparse_ae._training import train_step
 
 SPEC = Objective(
     loss="mse",
@@ -37,7 +39,6 @@ SPEC = Objective(
     sparsity_target=0.05,
     sparsity_weight=0.1,
     weight_decay=1e-4,
-    activation="sigmoid",
 )
 
 

@@ -43,14 +43,15 @@ import warnings
 
 import numpy as np
 import torch
-from _common import interleaved, machine, median, table, ufldl_patches
+from _common import interleaved, machine, median, table
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPRegressor
 
 from skl_sparse_ae import SparseAutoencoderTransformer
 from skl_sparse_ae._device import make_generators, num_threads
 from skl_sparse_ae._model import SparseAutoencoder
-from skl_sparse_ae._sparsity import kl_penalty
+from skl_sparse_ae._sparsity import ACTIVATIONS, kl_penalty
+from skl_sparse_ae.datasets import load_ufldl_patches
 
 RHO, BETA, LAMBDA = 0.05, 3.0, 1e-4
 N_COMPONENTS, LR, BATCH, EPOCHS = 64, 1e-3, 128, 30
@@ -176,7 +177,7 @@ def make_skorch(init):
             weights = sum(w.pow(2).sum() for w in self.module_.weights())
             return (
                 reconstruction
-                + BETA * kl_penalty(out.code, RHO, "sigmoid")
+                + BETA * kl_penalty(out.code, RHO, ACTIVATIONS["sigmoid"])
                 + 0.5 * LAMBDA * weights
             )
 
@@ -201,7 +202,7 @@ def main():
     args = parser.parse_args()
     repeats = args.repeats or (2 if args.quick else 5)
 
-    X = ufldl_patches(8000).astype(np.float32)
+    X = load_ufldl_patches(n_patches=8000).astype(np.float32)
     init = initial_module(X)
     all_threads = torch.get_num_threads()
 
