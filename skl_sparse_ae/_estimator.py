@@ -47,7 +47,8 @@ class SparseAutoencoderTransformer(
     r"""Sparse autoencoder as a scikit-learn transformer, trained with PyTorch.
 
     ``transform`` returns the sparse code :math:`h` of each sample (shape
-    ``(n_samples, n_components)``), ``inverse_transform`` decodes codes back to
+    ``(n_samples, n_components)``; each unit divided by its training RMS with the
+    default ``code_scaling="rms"``), ``inverse_transform`` decodes codes back to
     the input space, and ``score`` is the negative mean squared reconstruction
     error, so that it can replace :class:`~sklearn.decomposition.PCA` in a
     :class:`~sklearn.pipeline.Pipeline` and be tuned by
@@ -95,20 +96,32 @@ class SparseAutoencoderTransformer(
 
     output_activation : {"auto", "linear", "sigmoid"}, default="auto"
         Non-linearity of the reconstruction. ``"auto"`` means ``"sigmoid"`` for
-        ``loss="bce"`` and ``"linear"`` otherwise.
+        cross-entropy and ``"linear"`` otherwise.
 
-    loss : {"mse", "bce"}, default="mse"
+    loss : {"auto", "mse", "bce"}, default="auto"
         Reconstruction loss. ``"bce"`` needs ``X`` in ``[0, 1]`` and a sigmoid
-        output.
+        output. ``"auto"`` chooses at the first fit: ``"bce"`` when every value of
+        ``X`` lies in ``[0, 1]`` (and the output may be a sigmoid), ``"mse"``
+        otherwise; ``loss_`` says which.
 
     sparsity : {"kl", "l1", "topk"} or None, default="kl"
         Sparsity mechanism, see above.
 
-    sparsity_target : float, default=0.05
+    sparsity_target : float or "auto", default="auto"
         :math:`\rho`, the target mean activation for ``sparsity="kl"``, in (0, 1).
+        ``"auto"``: 0.05, or ``3 / n_components`` when that is larger (a narrow
+        code keeps about three units active per sample). ``sparsity_target_``
+        holds the value used.
 
-    sparsity_weight : float, default=0.1
-        :math:`\beta`, the weight of the KL or L1 penalty.
+    sparsity_weight : float or "auto", default="auto"
+        :math:`\beta`, the weight of the KL or L1 penalty. ``"auto"``: for KL
+        trained by Adam, the weight is steered after each epoch,
+        :math:`\beta \leftarrow \beta(\hat\rho/\rho)^{0.2}` from 1, so that the
+        mean activation meets ``sparsity_target`` (within about 30 %), and the code
+        biases start where the code meets it; training does not stop before the
+        target is met (within 10 % on the training batches). With L-BFGS it is 1;
+        for L1, 0.1. ``sparsity_weight_`` holds the final value. A number fixes
+        :math:`\beta` (the UFLDL recipe: 3; Keras' ``l1(c)``: ``c``).
 
     k : int, default=None
         Active units per sample for ``sparsity="topk"``, ``1 <= k <=
@@ -117,12 +130,13 @@ class SparseAutoencoderTransformer(
     weight_decay : float, default=1e-4
         :math:`\lambda`, the L2 penalty on weights (not biases).
 
-    noise : float, default=0.0
+    noise : float, default=0.2
         Corruption level for a denoising autoencoder: the standard deviation of
         Gaussian noise, or the probability that an entry is masked to 0. The
         corruption is drawn during training only; ``transform`` is deterministic.
+        ``0`` trains a plain autoencoder.
 
-    noise_type : {"gaussian", "masking"}, default="gaussian"
+    noise_type : {"gaussian", "masking"}, default="masking"
         Kind of corruption when ``noise > 0``.
 
     tied_weights : bool, default=False
@@ -135,6 +149,11 @@ class SparseAutoencoderTransformer(
     learning_rate : float, default=3e-3
         Adam's step size.
 
+    learning_rate_schedule : {"plateau", "constant"}, default="plateau"
+        ``"plateau"``: when the loss stops improving (see ``tol``), divide the step
+        size by 10, at most twice, then stop; ``"constant"``: stop at the first
+        plateau, as ``MLPRegressor`` does.
+
     batch_size : int or "auto", default="auto"
         Minibatch size for Adam; ``"auto"`` is ``min(200, n_samples)``. Larger
         values are clipped to ``n_samples``.
@@ -143,10 +162,11 @@ class SparseAutoencoderTransformer(
         Epochs for Adam, iterations for L-BFGS.
 
     tol : float, default=1e-4
-        Adam stops when the training loss (or, with early stopping, the
-        validation score) has not improved by ``tol`` for more than
-        ``n_iter_no_change`` consecutive epochs. L-BFGS stops when the largest
-        gradient entry falls below ``tol``.
+        A plateau (Adam) is more than ``n_iter_no_change`` consecutive epochs in
+        which the training loss per feature (:math:`J / n_{features}`, the scale
+        of ``MLPRegressor``'s loss) or, with early stopping, the validation
+        score (a mean squared error) has not improved by ``tol``. L-BFGS stops
+        when the largest gradient entry falls below ``tol``.
 
     n_iter_no_change : int, default=10
         Epochs without improvement tolerated before stopping (Adam).
@@ -158,6 +178,12 @@ class SparseAutoencoderTransformer(
 
     validation_fraction : float, default=0.1
         Fraction of the training data held out for early stopping.
+
+    code_scaling : {"rms"} or None, default="rms"
+        ``"rms"``: ``transform`` divides each unit's code by its root mean square
+        on the training data (``code_scale_``), so that a downstream model tuned
+        for PCA's output sees features of unit scale; zeros stay zeros.
+        ``inverse_transform`` undoes it. None: the raw code.
 
     device : str, default="auto"
         ``"auto"`` (CUDA if available, else MPS, else CPU), ``"cpu"``,
@@ -216,6 +242,20 @@ class SparseAutoencoderTransformer(
 
     best_validation_score_ : float or None
         Best of ``validation_scores_``.
+
+    loss_ : {"mse", "bce"}
+        The reconstruction loss used (``loss="auto"`` resolved).
+
+    sparsity_target_ : float
+        The target mean activation used (``sparsity_target="auto"`` resolved).
+
+    sparsity_weight_ : float
+        The sparsity weight at the end of training (steered when
+        ``sparsity_weight="auto"``).
+
+    code_scale_ : ndarray of shape (n_components,)
+        What ``transform`` divides each unit's code by: its RMS on the training
+        data for ``code_scaling="rms"`` (1 for a unit that is always 0), else 1.
 
     reconstruction_err_ : float
         Mean squared reconstruction error on the training data,
