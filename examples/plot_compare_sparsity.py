@@ -134,7 +134,10 @@ def main(argv=None):
     args = parse_args(argv)
     digits = load_digits()
     data = train_test_split(digits.data / 16.0, digits.target, test_size=0.25, random_state=0)
-    common = {
+    common = {  # the same loss, no corruption and raw codes for all three
+        "loss": "mse",
+        "noise": 0.0,
+        "code_scaling": None,
         "learning_rate": 1e-2,
         "batch_size": 64,
         "max_iter": 5 if args.quick else 150,

@@ -77,6 +77,7 @@ def main(argv=None):
         sparsity_target=rho,
         sparsity_weight=3.0,
         weight_decay=1e-4,
+        noise=0.0,  # the recipe has no corruption
         solver="lbfgs",
         max_iter=max_iter,
         random_state=0,

@@ -42,7 +42,8 @@ def evaluate(reducer, X_train, X_test, y_train, y_test):
     reconstruction = reduce.inverse_transform(codes)
     if isinstance(reduce, SparseAutoencoderTransformer):
         threshold = 0.5 if reduce.activation == "sigmoid" else 0.0
-        active = (codes > threshold).sum(axis=1).mean()
+        raw = codes * reduce.code_scale_  # transform divides each unit by its scale
+        active = (raw > threshold).sum(axis=1).mean()
     else:
         active = (np.abs(codes) > 0).sum(axis=1).mean()
     return {

@@ -57,6 +57,7 @@ class Diagnostics(NamedTuple):
     squared_error: float
     variance: float
     code_sum: torch.Tensor
+    code_squares: torch.Tensor
     code_range: torch.Tensor
     active_total: float
 
@@ -80,6 +81,7 @@ def training_diagnostics(
             = \sum_{i,f} \Big(\frac{x_{if} - \bar x_f}{s}\Big)^2
 
         \text{code\_sum}_j = \sum_i h_{ij}, \qquad
+        \text{code\_squares}_j = \sum_i h_{ij}^2, \qquad
         \text{code\_range}_j = \max_i h_{ij} - \min_i h_{ij}, \qquad
         \text{active\_total} = \sum_{i,j} [h_{ij} > t]
 
@@ -92,6 +94,7 @@ def training_diagnostics(
     acc = torch.float32 if device.type == "mps" else torch.float64
     width = module.sizes[-1]
     code_sum = torch.zeros(width, device=device, dtype=acc)
+    code_squares = torch.zeros(width, device=device, dtype=acc)
     code_max = torch.full((width,), -math.inf, device=device, dtype=acc)
     code_min = torch.full((width,), math.inf, device=device, dtype=acc)
     shifted_sum = torch.zeros(module.sizes[0], device=device, dtype=acc)
@@ -103,6 +106,7 @@ def training_diagnostics(
             out = module(x)
             code = out.code.to(acc)
             code_sum += code.sum(dim=0)
+            code_squares += code.pow(2).sum(dim=0)
             torch.maximum(code_max, code.amax(dim=0), out=code_max)
             torch.minimum(code_min, code.amin(dim=0), out=code_min)
             sums[2] += (code > threshold).sum()
@@ -118,6 +122,7 @@ def training_diagnostics(
         squared_error,
         max(variance, 0.0),
         code_sum.cpu(),
+        code_squares.cpu(),
         (code_max - code_min).cpu(),
         active_total,
     )
@@ -146,6 +151,7 @@ class FittedDiagnostics(NamedTuple):
     mean_activation: torch.Tensor
     mean_l0: float
     dead_components: torch.Tensor
+    code_rms: torch.Tensor
 
 
 def fitted_diagnostics(
@@ -173,4 +179,5 @@ def fitted_diagnostics(
         mean_activation=stats.code_sum / stats.n_samples,
         mean_l0=stats.active_total / stats.n_samples,
         dead_components=stats.code_range <= DEAD_RANGE,
+        code_rms=(stats.code_squares / stats.n_samples).sqrt(),
     )

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
+import sys
 import warnings
 from numbers import Integral, Real
 
 import numpy as np
+import sklearn
 import torch
 from sklearn.base import (
     BaseEstimator,
@@ -44,7 +47,8 @@ class SparseAutoencoderTransformer(
     r"""Sparse autoencoder as a scikit-learn transformer, trained with PyTorch.
 
     ``transform`` returns the sparse code :math:`h` of each sample (shape
-    ``(n_samples, n_components)``), ``inverse_transform`` decodes codes back to
+    ``(n_samples, n_components)``; each unit divided by its training RMS with the
+    default ``code_scaling="rms"``), ``inverse_transform`` decodes codes back to
     the input space, and ``score`` is the negative mean squared reconstruction
     error, so that it can replace :class:`~sklearn.decomposition.PCA` in a
     :class:`~sklearn.pipeline.Pipeline` and be tuned by
@@ -92,20 +96,32 @@ class SparseAutoencoderTransformer(
 
     output_activation : {"auto", "linear", "sigmoid"}, default="auto"
         Non-linearity of the reconstruction. ``"auto"`` means ``"sigmoid"`` for
-        ``loss="bce"`` and ``"linear"`` otherwise.
+        cross-entropy and ``"linear"`` otherwise.
 
-    loss : {"mse", "bce"}, default="mse"
+    loss : {"auto", "mse", "bce"}, default="auto"
         Reconstruction loss. ``"bce"`` needs ``X`` in ``[0, 1]`` and a sigmoid
-        output.
+        output. ``"auto"`` chooses at the first fit: ``"bce"`` when every value of
+        ``X`` lies in ``[0, 1]`` (and the output may be a sigmoid), ``"mse"``
+        otherwise; ``loss_`` says which.
 
     sparsity : {"kl", "l1", "topk"} or None, default="kl"
         Sparsity mechanism, see above.
 
-    sparsity_target : float, default=0.05
+    sparsity_target : float or "auto", default="auto"
         :math:`\rho`, the target mean activation for ``sparsity="kl"``, in (0, 1).
+        ``"auto"``: 0.05, or ``3 / n_components`` when that is larger (a narrow
+        code keeps about three units active per sample). ``sparsity_target_``
+        holds the value used.
 
-    sparsity_weight : float, default=0.1
-        :math:`\beta`, the weight of the KL or L1 penalty.
+    sparsity_weight : float or "auto", default="auto"
+        :math:`\beta`, the weight of the KL or L1 penalty. ``"auto"``: for KL
+        trained by Adam, the weight is steered after each epoch,
+        :math:`\beta \leftarrow \beta(\hat\rho/\rho)^{0.2}` from 1, so that the
+        mean activation meets ``sparsity_target`` (within about 30 %), and the code
+        biases start where the code meets it; training does not stop before the
+        target is met (within 10 % on the training batches). With L-BFGS it is 1;
+        for L1, 0.1. ``sparsity_weight_`` holds the final value. A number fixes
+        :math:`\beta` (the UFLDL recipe: 3; Keras' ``l1(c)``: ``c``).
 
     k : int, default=None
         Active units per sample for ``sparsity="topk"``, ``1 <= k <=
@@ -114,12 +130,13 @@ class SparseAutoencoderTransformer(
     weight_decay : float, default=1e-4
         :math:`\lambda`, the L2 penalty on weights (not biases).
 
-    noise : float, default=0.0
+    noise : float, default=0.2
         Corruption level for a denoising autoencoder: the standard deviation of
         Gaussian noise, or the probability that an entry is masked to 0. The
         corruption is drawn during training only; ``transform`` is deterministic.
+        ``0`` trains a plain autoencoder.
 
-    noise_type : {"gaussian", "masking"}, default="gaussian"
+    noise_type : {"gaussian", "masking"}, default="masking"
         Kind of corruption when ``noise > 0``.
 
     tied_weights : bool, default=False
@@ -132,6 +149,11 @@ class SparseAutoencoderTransformer(
     learning_rate : float, default=3e-3
         Adam's step size.
 
+    learning_rate_schedule : {"plateau", "constant"}, default="plateau"
+        ``"plateau"``: when the loss stops improving (see ``tol``), divide the step
+        size by 10, at most twice, then stop; ``"constant"``: stop at the first
+        plateau, as ``MLPRegressor`` does.
+
     batch_size : int or "auto", default="auto"
         Minibatch size for Adam; ``"auto"`` is ``min(200, n_samples)``. Larger
         values are clipped to ``n_samples``.
@@ -140,10 +162,11 @@ class SparseAutoencoderTransformer(
         Epochs for Adam, iterations for L-BFGS.
 
     tol : float, default=1e-4
-        Adam stops when the training loss (or, with early stopping, the
-        validation score) has not improved by ``tol`` for more than
-        ``n_iter_no_change`` consecutive epochs. L-BFGS stops when the largest
-        gradient entry falls below ``tol``.
+        A plateau (Adam) is more than ``n_iter_no_change`` consecutive epochs in
+        which the training loss per feature (:math:`J / n_{features}`, the scale
+        of ``MLPRegressor``'s loss) or, with early stopping, the validation
+        score (a mean squared error) has not improved by ``tol``. L-BFGS stops
+        when the largest gradient entry falls below ``tol``.
 
     n_iter_no_change : int, default=10
         Epochs without improvement tolerated before stopping (Adam).
@@ -155,6 +178,12 @@ class SparseAutoencoderTransformer(
 
     validation_fraction : float, default=0.1
         Fraction of the training data held out for early stopping.
+
+    code_scaling : {"rms"} or None, default="rms"
+        ``"rms"``: ``transform`` divides each unit's code by its root mean square
+        on the training data (``code_scale_``), so that a downstream model tuned
+        for PCA's output sees features of unit scale; zeros stay zeros.
+        ``inverse_transform`` undoes it. None: the raw code.
 
     device : str, default="auto"
         ``"auto"`` (CUDA if available, else MPS, else CPU), ``"cpu"``,
@@ -214,6 +243,20 @@ class SparseAutoencoderTransformer(
     best_validation_score_ : float or None
         Best of ``validation_scores_``.
 
+    loss_ : {"mse", "bce"}
+        The reconstruction loss used (``loss="auto"`` resolved).
+
+    sparsity_target_ : float
+        The target mean activation used (``sparsity_target="auto"`` resolved).
+
+    sparsity_weight_ : float
+        The sparsity weight at the end of training (steered when
+        ``sparsity_weight="auto"``).
+
+    code_scale_ : ndarray of shape (n_components,)
+        What ``transform`` divides each unit's code by: its RMS on the training
+        data for ``code_scaling="rms"`` (1 for a unit that is always 0), else 1.
+
     reconstruction_err_ : float
         Mean squared reconstruction error on the training data,
         :math:`\frac{1}{n d}\sum_{i,f}(\hat x_{if} - x_{if})^2` (equals ``-score``).
@@ -271,10 +314,10 @@ class SparseAutoencoderTransformer(
         # live views of the registries: a registered option is a valid value
         "activation": [StrOptions(ACTIVATIONS.keys())],
         "output_activation": [StrOptions({"auto", "linear", "sigmoid"})],
-        "loss": [StrOptions({"mse", "bce"})],
+        "loss": [StrOptions({"auto", "mse", "bce"})],
         "sparsity": [StrOptions(SPARSITY.keys()), None],
-        "sparsity_target": [Interval(Real, 0, 1, closed="neither")],
-        "sparsity_weight": [Interval(Real, 0, None, closed="left")],
+        "sparsity_target": [Interval(Real, 0, 1, closed="neither"), StrOptions({"auto"})],
+        "sparsity_weight": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "k": [Interval(Integral, 1, None, closed="left"), None],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "noise": [Interval(Real, 0, None, closed="left")],
@@ -282,12 +325,14 @@ class SparseAutoencoderTransformer(
         "tied_weights": ["boolean"],
         "solver": [StrOptions({"adam", "lbfgs"})],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate_schedule": [StrOptions({"plateau", "constant"})],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "code_scaling": [StrOptions({"rms"}), None],
         "device": [str],
         "n_threads": [Interval(Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
@@ -302,23 +347,25 @@ class SparseAutoencoderTransformer(
         hidden_layer_sizes=(),
         activation="sigmoid",
         output_activation="auto",
-        loss="mse",
+        loss="auto",
         sparsity="kl",
-        sparsity_target=0.05,
-        sparsity_weight=0.1,
+        sparsity_target="auto",
+        sparsity_weight="auto",
         k=None,
         weight_decay=1e-4,
-        noise=0.0,
-        noise_type="gaussian",
+        noise=0.2,
+        noise_type="masking",
         tied_weights=False,
         solver="adam",
         learning_rate=3e-3,
+        learning_rate_schedule="plateau",
         batch_size="auto",
         max_iter=200,
         tol=1e-4,
         n_iter_no_change=10,
         early_stopping=False,
         validation_fraction=0.1,
+        code_scaling="rms",
         device="auto",
         n_threads=None,
         random_state=None,
@@ -340,12 +387,14 @@ class SparseAutoencoderTransformer(
         self.tied_weights = tied_weights
         self.solver = solver
         self.learning_rate = learning_rate
+        self.learning_rate_schedule = learning_rate_schedule
         self.batch_size = batch_size
         self.max_iter = max_iter
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
+        self.code_scaling = code_scaling
         self.device = device
         self.n_threads = n_threads
         self.random_state = random_state
@@ -380,9 +429,24 @@ class SparseAutoencoderTransformer(
             )
         return tuple(int(s) for s in sizes)
 
-    def _resolved_output_activation(self) -> str:
+    def _resolved_loss(self, X, continuing: bool) -> str:
+        """``loss``, with ``"auto"`` decided by the training data of the first fit.
+
+        ``"auto"``: cross-entropy (with a sigmoid output) when every value of ``X`` lies
+        in [0, 1] and the output may be a sigmoid, the squared error otherwise. A
+        continued fit keeps the fitted model's ``loss_``.
+        """
+        if self.loss != "auto":
+            return self.loss
+        if continuing and hasattr(self, "loss_"):
+            return self.loss_
+        in_unit_interval = X.size > 0 and X.min() >= 0 and X.max() <= 1
+        sigmoid_ok = self.output_activation in ("auto", "sigmoid")
+        return "bce" if in_unit_interval and sigmoid_ok else "mse"
+
+    def _resolved_output_activation(self, loss: str) -> str:
         if self.output_activation == "auto":
-            return "sigmoid" if self.loss == "bce" else "linear"
+            return "sigmoid" if loss == "bce" else "linear"
         return self.output_activation
 
     def _resolved_k(self) -> int | None:
@@ -412,7 +476,7 @@ class SparseAutoencoderTransformer(
                 f"Use activation in {allowed}, or sparsity={others} for "
                 f"{self.activation!r} codes."
             )
-        if self.loss == "bce" and self._resolved_output_activation() != "sigmoid":
+        if self.loss == "bce" and self._resolved_output_activation("bce") != "sigmoid":
             raise ValueError(
                 "loss='bce' needs a reconstruction in (0, 1): use output_activation="
                 f"'sigmoid' or 'auto'; got output_activation={self.output_activation!r}."
@@ -430,30 +494,56 @@ class SparseAutoencoderTransformer(
         self._resolved_hidden_sizes()
         self._resolved_k()
 
-    def _check_X_range(self, X) -> None:
-        if self.loss == "bce" and X.size and (X.min() < 0 or X.max() > 1):
+    def _check_X_range(self, X, loss: str) -> None:
+        if loss == "bce" and X.size and (X.min() < 0 or X.max() > 1):
+            chosen = " (chosen by loss='auto' at the first fit)" if self.loss == "auto" else ""
             raise ValueError(
-                "loss='bce' needs X in [0, 1] (it is a cross-entropy between "
+                f"loss='bce'{chosen} needs X in [0, 1] (it is a cross-entropy between "
                 f"probabilities); X has values in [{X.min():.4g}, {X.max():.4g}]. "
                 "Scale X (for example with MinMaxScaler) or use loss='mse'."
             )
 
-    def _objective(self, n_features: int) -> Objective:
+    def _objective(self, n_features: int, loss: str) -> Objective:
         k = self._resolved_k()
         return Objective(
-            loss=self.loss,
+            loss=loss,
             sparsity=self.sparsity,
-            sparsity_target=float(self.sparsity_target),
-            sparsity_weight=float(self.sparsity_weight),
+            sparsity_target=self._resolved_sparsity_target(),
+            sparsity_weight=self._initial_sparsity_weight(),
             weight_decay=float(self.weight_decay),
             k_aux=0 if k is None else min(max(1, n_features // 2), self.n_components),
             dead_after=None,  # one pass over the training rows
+        )
+
+    def _resolved_sparsity_target(self) -> float:
+        """``sparsity_target``; ``"auto"``: 0.05, or 3 / n_components for narrow codes.
+
+        On digits, 30 units at 0.05 (1.5 active units per sample) starve a linear
+        model downstream, while 128 units at 0.1 probe worse than at 0.05.
+        """
+        if self.sparsity_target == "auto":
+            return min(0.5, max(0.05, 3.0 / self.n_components))
+        return float(self.sparsity_target)
+
+    def _initial_sparsity_weight(self) -> float:
+        """``sparsity_weight``, or for ``"auto"`` the mechanism's starting weight."""
+        if self.sparsity_weight == "auto":
+            return mechanism(self.sparsity).default_weight
+        return float(self.sparsity_weight)
+
+    def _steers_sparsity(self) -> bool:
+        """``sparsity_weight="auto"`` on a mechanism with a target, trained by Adam."""
+        return (
+            self.sparsity_weight == "auto"
+            and mechanism(self.sparsity).steers_target
+            and self.solver == "adam"
         )
 
     def _schedule(self, incremental: bool) -> Schedule:
         return Schedule(
             solver=self.solver,
             learning_rate=float(self.learning_rate),
+            learning_rate_schedule=self.learning_rate_schedule,
             batch_size=self.batch_size,
             max_iter=self.max_iter,
             tol=float(self.tol),
@@ -463,6 +553,7 @@ class SparseAutoencoderTransformer(
             noise=float(self.noise),
             noise_type=self.noise_type,
             one_epoch=incremental,
+            steer_sparsity=self._steers_sparsity(),
             n_threads=self.n_threads,
             verbose=int(self.verbose),
         )
@@ -485,6 +576,14 @@ class SparseAutoencoderTransformer(
                     chunk = to_tensor(X[start : start + rows], device, dtype)
                     out[start : start + rows] = to_numpy(fn(chunk), out_dtype)
         return out
+
+    def _code_scale_tensor(self) -> torch.Tensor:
+        """``code_scale_`` where the module computes (ones for models without it)."""
+        param = next(self.module_.parameters())
+        scale = getattr(self, "code_scale_", None)
+        if scale is None:
+            return torch.ones((), device=param.device, dtype=param.dtype)
+        return torch.as_tensor(scale, device=param.device, dtype=param.dtype)
 
     def _squared_errors(self, X: np.ndarray) -> np.ndarray:
         """Per-sample mean squared reconstruction error."""
@@ -560,50 +659,53 @@ class SparseAutoencoderTransformer(
             reset=not continuing,
             ensure_min_samples=2 if (self.early_stopping and not incremental) else 1,
         )
-        self._check_X_range(X)
+        loss = self._resolved_loss(X, continuing)
+        self._check_X_range(X, loss)
         device = resolve_device(self.device)
         if continuing:
-            module, state = self._restore(X.shape[1], device)
+            module, state = self._restore(X.shape[1], loss, device)
         else:
-            module, state = self._build(X, device)
+            module, state = self._build(X, loss, device)
         Xt = to_tensor(X, device, next(module.parameters()).dtype)
-        result = train(module, Xt, self._objective(X.shape[1]), self._schedule(incremental), state)
+        objective = self._objective(X.shape[1], loss)
+        result = train(module, Xt, objective, self._schedule(incremental), state)
         self._commit(module, result, Xt, X.dtype)
+        self.loss_ = loss
         if not incremental and not result.history.converged:
-            warnings.warn(
+            _warn_at_caller(
                 f"{type(self).__name__} used up {result.history.exhausted} without "
                 "converging; increase max_iter, or raise tol.",
                 ConvergenceWarning,
-                stacklevel=3,
             )
 
-    def _architecture(self, n_features: int) -> dict:
+    def _architecture(self, n_features: int, loss: str) -> dict:
         """The module's constructor arguments that the parameters determine."""
         return {
             "n_features": n_features,
             "n_components": self.n_components,
             "hidden_layer_sizes": self._resolved_hidden_sizes(),
             "activation": self.activation,
-            "output_activation": self._resolved_output_activation(),
+            "output_activation": self._resolved_output_activation(loss),
             "sparsity": self.sparsity,
             "k": self._resolved_k(),
             "tied_weights": bool(self.tied_weights),
         }
 
-    def _build(self, X: np.ndarray, device: torch.device):
+    def _build(self, X: np.ndarray, loss: str, device: torch.device):
         """A new module (initialised from the data by ``train``) and a new train state."""
         dtype = torch_dtype(X.dtype, device)
-        module = SparseAutoencoder(**self._architecture(X.shape[1]), dtype=dtype, device=device)
+        arch = self._architecture(X.shape[1], loss)
+        module = SparseAutoencoder(**arch, dtype=dtype, device=device)
         return module, TrainState.new(self.random_state, device)
 
-    def _restore(self, n_features: int, device: torch.device):
+    def _restore(self, n_features: int, loss: str, device: torch.device):
         """A copy of the fitted module on ``device`` and the state to continue from.
 
         The fitted objects are never trained in place, so that a failed call leaves
         the estimator as it was.
         """
         module = copy.deepcopy(self.module_).to(device)
-        arch = self._architecture(n_features)
+        arch = self._architecture(n_features, loss)
         same = module.sizes == (n_features, *arch["hidden_layer_sizes"], self.n_components) and all(
             getattr(module, key) == arch[key]
             for key in ("activation", "output_activation", "k", "tied_weights")
@@ -620,6 +722,9 @@ class SparseAutoencoderTransformer(
             self._optimizer_state,
             list(self.loss_curve_),
             self.n_iter_,
+            sparsity_weight=getattr(self, "sparsity_weight_", None)
+            if self._steers_sparsity()
+            else None,
             initialized=True,
         )
         return module, state
@@ -639,6 +744,8 @@ class SparseAutoencoderTransformer(
         self.loss_curve_ = history.loss_curve
         self.validation_scores_ = history.validation_scores
         self.best_validation_score_ = history.best_validation_score
+        self.sparsity_weight_ = result.objective.sparsity_weight
+        self.sparsity_target_ = result.objective.sparsity_target
         rows = self._inference_rows(module)
         threshold = activity_threshold(module.sparsity, module.activation)
         unit = "iteration" if self.solver == "lbfgs" else "epoch"
@@ -651,6 +758,11 @@ class SparseAutoencoderTransformer(
         self.mean_activation_ = diag.mean_activation.numpy()
         self.mean_l0_ = diag.mean_l0
         self.dead_components_ = diag.dead_components.numpy()
+        rms = diag.code_rms.numpy()
+        if self.code_scaling == "rms":  # zeros stay zeros; a unit that is always 0 keeps 1
+            self.code_scale_ = np.where(rms > 0, rms, 1.0)
+        else:
+            self.code_scale_ = np.ones_like(rms)
         top = module.decoder_weight(len(module.sizes) - 1)
         if len(module.sizes) == 2:  # in the units of X, as PCA's components_
             top = top * module.input_scale
@@ -673,7 +785,8 @@ class SparseAutoencoderTransformer(
         check_is_fitted(self)
         X = validate_data(self, X, dtype=_FLOAT_DTYPES, reset=False)
         width = self.components_.shape[0]  # as fitted, whatever n_components is now
-        return self._map_batches(X, lambda x: self.module_.encode(x)[1], width, X.dtype)
+        scale = self._code_scale_tensor()
+        return self._map_batches(X, lambda x: self.module_.encode(x)[1] / scale, width, X.dtype)
 
     def inverse_transform(self, X):
         """Decode codes back to the input space.
@@ -686,7 +799,7 @@ class SparseAutoencoderTransformer(
         Returns
         -------
         X_original : ndarray of shape (n_samples, n_features_in_)
-            The reconstructions.
+            The reconstructions: the code times ``code_scale_``, decoded.
         """
         check_is_fitted(self)
         X = check_array(X, dtype=_FLOAT_DTYPES, input_name="X")
@@ -695,7 +808,10 @@ class SparseAutoencoderTransformer(
                 f"X has {X.shape[1]} features, but inverse_transform expects codes of "
                 f"width n_components={self.components_.shape[0]}."
             )
-        return self._map_batches(X, self.module_.decode, self.n_features_in_, X.dtype)
+        scale = self._code_scale_tensor()
+        return self._map_batches(
+            X, lambda z: self.module_.decode(z * scale), self.n_features_in_, X.dtype
+        )
 
     def score_samples(self, X):
         """Negative mean squared reconstruction error of each sample.
@@ -755,6 +871,8 @@ class SparseAutoencoderTransformer(
         return state
 
     def __setstate__(self, state):
+        if "code_scaling" not in state:  # pickled by 0.1.0: its behaviour then
+            state = {**state, "code_scaling": None, "learning_rate_schedule": "constant"}
         device = state.get("device_")
         if device is not None and device != "cpu":
             try:
@@ -773,6 +891,26 @@ class SparseAutoencoderTransformer(
         super().__setstate__(state)
         if "module_" in state:
             self.module_.to(self.device_)
+
+
+_INTERNAL_DIRS = (
+    os.path.dirname(os.path.abspath(__file__)),
+    os.path.dirname(os.path.abspath(sklearn.__file__)),
+)
+
+
+def _warn_at_caller(message: str, category: type[Warning]) -> None:
+    """Warn from the first frame outside this package and scikit-learn: the user's line.
+
+    ``fit`` is reached through scikit-learn's wrappers (``_fit_context``,
+    ``fit_transform``, meta-estimators), so no fixed ``stacklevel`` finds the caller.
+    """
+    frame, level = sys._getframe(1), 2
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+        _INTERNAL_DIRS
+    ):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 def _tensors_to_cpu(obj):

@@ -301,6 +301,9 @@ class Activation:
     unit_interval : tuple of float or None
         ``(a, b)`` with ``a * h + b`` in ``[0, 1]`` for every code value (what the KL
         penalty needs), or None for an unbounded code.
+    inverse : callable or None
+        ``z = inverse(h)``, the pre-activation giving code ``h`` (to start a code at
+        a target activation); None where there is none.
     """
 
     name: str
@@ -308,6 +311,12 @@ class Activation:
     backward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     midpoint: float
     unit_interval: tuple[float, float] | None
+    inverse: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    def preimage(self, rho: float) -> float:
+        """The pre-activation at which the code's unit-interval value is ``rho``."""
+        scale, shift = self.unit_interval
+        return float(self.inverse(torch.tensor((rho - shift) / scale, dtype=torch.float64)))
 
 
 @dataclass(frozen=True)
@@ -338,6 +347,12 @@ class Sparsity:
         count of samples since each unit fired (dead units).
     supports_lbfgs : bool
         Whether full-batch L-BFGS can train it.
+    steers_target : bool
+        ``sparsity_weight="auto"`` steers the weight during training until the mean
+        activation (in the unit interval, as KL sees it) meets ``sparsity_target``.
+    default_weight : float
+        The weight ``sparsity_weight="auto"`` starts from (steered mechanisms) or
+        uses (the others).
     accepts : callable
         ``accepts(activation) -> bool``: the code activations the mechanism works with.
     """
@@ -349,6 +364,8 @@ class Sparsity:
     uses_k: bool = False
     unit_norm_decoder: bool = False
     supports_lbfgs: bool = True
+    steers_target: bool = False
+    default_weight: float = 0.0
     accepts: Callable[[Activation], bool] = lambda activation: True
 
     def __post_init__(self):
@@ -371,9 +388,11 @@ def _relu_backward(grad: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
 #: Code non-linearities, by the name ``activation`` accepts.
 ACTIVATIONS: dict[str, Activation] = {
     "sigmoid": Activation(
-        "sigmoid", torch.sigmoid, lambda g, h: g * h * (1.0 - h), 0.5, (1.0, 0.0)
+        "sigmoid", torch.sigmoid, lambda g, h: g * h * (1.0 - h), 0.5, (1.0, 0.0), torch.logit
     ),
-    "tanh": Activation("tanh", torch.tanh, lambda g, h: g * (1.0 - h * h), 0.0, (0.5, 0.5)),
+    "tanh": Activation(
+        "tanh", torch.tanh, lambda g, h: g * (1.0 - h * h), 0.0, (0.5, 0.5), torch.atanh
+    ),
     "relu": Activation("relu", torch.relu, _relu_backward, 0.0, None),
 }
 
@@ -383,9 +402,11 @@ SPARSITY: dict[str, Sparsity] = {
         "kl",
         penalty=_kl_term,
         penalty_and_grad=_kl_term_and_grad,
+        steers_target=True,
+        default_weight=1.0,
         accepts=lambda activation: activation.unit_interval is not None,
     ),
-    "l1": Sparsity("l1", penalty=_l1_term, penalty_and_grad=_l1_term_and_grad),
+    "l1": Sparsity("l1", penalty=_l1_term, penalty_and_grad=_l1_term_and_grad, default_weight=0.1),
     "topk": Sparsity(
         "topk",
         penalty=_auxk_term,

@@ -36,7 +36,7 @@ from ._diagnostics import check_finite
 from ._model import SparseAutoencoder
 from ._objective import Objective, StepOutput, objective
 from ._optim import make_adam, optimizer_step
-from ._sparsity import activity_threshold
+from ._sparsity import ACTIVATIONS, activity_threshold
 
 __all__ = [
     "History",
@@ -60,6 +60,9 @@ class Schedule:
         Minibatch Adam, or full-batch L-BFGS with a strong-Wolfe line search.
     learning_rate : float
         Adam's step size.
+    learning_rate_schedule : {"plateau", "constant"}
+        ``"plateau"``: divide the step size by 10 on a plateau, twice, before
+        stopping (:func:`fit_minibatch`); ``"constant"``: stop on the first.
     batch_size : int or "auto"
         Rows per Adam step; ``"auto"`` is ``min(200, n_samples)``; clipped to
         ``n_samples``.
@@ -76,6 +79,10 @@ class Schedule:
         Denoising corruption of the encoder's input during training (:func:`corrupt`).
     one_epoch : bool
         One pass over the data and no stopping rule (``partial_fit``).
+    steer_sparsity : bool
+        After each epoch, move ``sparsity_weight`` toward the value at which the
+        epoch's mean activation meets ``sparsity_target`` (:func:`steer_weight`); the
+        stopping rule then also waits for the target to be met.
     n_threads : int or None
         Torch CPU threads; None: :func:`._device.threads_for` decides.
     verbose : int
@@ -84,6 +91,7 @@ class Schedule:
 
     solver: str = "adam"
     learning_rate: float = 1e-3
+    learning_rate_schedule: str = "constant"
     batch_size: int | str = "auto"
     max_iter: int = 200
     tol: float = 1e-4
@@ -93,6 +101,7 @@ class Schedule:
     noise: float = 0.0
     noise_type: str = "gaussian"
     one_epoch: bool = False
+    steer_sparsity: bool = False
     n_threads: int | None = None
     verbose: int = 0
 
@@ -112,6 +121,8 @@ class TrainState:
         The loss per epoch so far.
     n_iter : int
         Epochs so far.
+    sparsity_weight : float or None
+        The steered sparsity weight to continue from (None: the objective's).
     initialized : bool
         Whether the module was initialised from data; :func:`train` initialises a
         module whose state says it was not.
@@ -121,6 +132,7 @@ class TrainState:
     optimizer_state: dict | None = None
     loss_curve: list = field(default_factory=list)
     n_iter: int = 0
+    sparsity_weight: float | None = None
     initialized: bool = False
 
     @classmethod
@@ -154,10 +166,12 @@ class History:
 
 @dataclass
 class TrainResult:
-    """What :func:`train` returns: the run's history and the state to resume from."""
+    """What :func:`train` returns: the run's history, the state to resume from, and
+    the objective as training left it (its ``sparsity_weight`` steered, if asked)."""
 
     history: History
     state: TrainState
+    objective: Objective
 
 
 def corrupt(
@@ -409,31 +423,67 @@ def fit_lbfgs(
     return history
 
 
+#: How far a steered sparsity weight moves after an epoch: β ← β (ρ̂ / ρ)^STEER_RATE.
+STEER_RATE = 0.2
+#: A steered mean activation within this relative distance of the target is on target.
+STEER_TOLERANCE = 0.1
+#: The range a steered sparsity weight is kept in.
+STEER_BOUNDS = (1e-4, 1e4)
+
+
+def steer_weight(spec: Objective, rho_hat: float) -> tuple[Objective, bool]:
+    r"""Move :math:`\beta` toward the weight at which the mean activation meets :math:`\rho`.
+
+    .. math:: \beta \leftarrow \operatorname{clip}\Big(\beta
+        \Big(\frac{\hat\rho}{\rho}\Big)^{\eta}\Big), \qquad \eta = 0.2
+
+    (a multiplicative dual-ascent step on the constraint :math:`\hat\rho = \rho`):
+    a code more active than the target gets a larger weight, a less active one a
+    smaller. ``rho_hat`` is the epoch's mean activation in the unit interval.
+
+    Returns the objective with the new weight, and whether ``rho_hat`` was on target
+    (within ``STEER_TOLERANCE``).
+    """
+    ratio = max(rho_hat, 1e-12) / spec.sparsity_target
+    low, high = STEER_BOUNDS
+    beta = min(max(spec.sparsity_weight * ratio**STEER_RATE, low), high)
+    on_target = abs(math.log(ratio)) <= math.log1p(STEER_TOLERANCE)
+    return dataclasses.replace(spec, sparsity_weight=beta), on_target
+
+
 class _NoImprovement:
     """MLPRegressor's stopping rule, and the best weights when there is validation data.
 
-    An epoch counts as no improvement when the loss is not below the best so far
-    minus ``tol`` or, with validation data, the validation score (higher is
-    better) is not above the best so far plus ``tol``. Training stops after more
-    than ``patience`` such epochs in a row.
+    An epoch counts as no improvement when the loss per feature (``J / n_features``,
+    the scale of MLPRegressor's loss, a mean over samples and outputs) is not below
+    the best so far minus ``tol`` or, with validation data, the validation score (a
+    mean squared error, higher is better) is not above the best so far plus ``tol``.
+    A plateau is more than ``patience`` such epochs in a row.
     """
 
-    def __init__(self, history: History, tol: float, patience: int):
+    def __init__(self, history: History, tol: float, patience: int, n_features: int):
         self.history, self.tol, self.patience = history, tol, patience
+        self.loss_tol = tol * n_features
         self.count = 0
         self.best_state = None
 
-    def update(self, module: SparseAutoencoder, loss: float, val_score: float | None) -> bool:
-        """Record one epoch; True when training should stop."""
+    def update(
+        self, module: SparseAutoencoder, loss: float, val_score: float | None, settled: bool
+    ) -> bool:
+        """Record one epoch; True on a plateau.
+
+        An epoch that is not ``settled`` (a steered weight still off target) never
+        counts as no improvement.
+        """
         history = self.history
         if val_score is None:
-            worse = loss > history.best_loss - self.tol
+            worse = loss > history.best_loss - self.loss_tol
         else:
             worse = val_score < history.best_validation_score + self.tol
             if val_score > history.best_validation_score:
                 history.best_validation_score = val_score
                 self.best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
-        self.count = self.count + 1 if worse else 0
+        self.count = self.count + 1 if (worse and settled) else 0
         history.best_loss = min(history.best_loss, loss)
         return self.count > self.patience
 
@@ -466,7 +516,7 @@ class _Loop:
             batch_size=self.batch_size,
             generator=self.generator,
             noise_fn=self.noise_fn,
-            track_code=self.schedule.verbose > 0,
+            track_code=self.schedule.verbose > 0 or self.schedule.steer_sparsity,
             verbose=self.schedule.verbose,
             desc=desc,
         )
@@ -476,6 +526,21 @@ class _Loop:
         self.history.n_iter += 1
         return stats, loss
 
+    def steer(self, stats: EpochStats) -> bool:
+        """Steer the sparsity weight after an epoch (:func:`steer_weight`); True if on target.
+
+        The mean activation is the epoch's, of the codes the penalty saw (of the
+        corrupted inputs, when denoising): the weight acts on those. (Steering it
+        by the clean codes, which a denoising model's corrupted inputs do not
+        move in step, drove the weight to its bound on standardised digits.)
+        """
+        if not self.schedule.steer_sparsity:
+            return True
+        scale, shift = ACTIVATIONS[self.module.activation].unit_interval
+        rho_hat = float(stats.code_sum.mean()) / stats.n_samples * scale + shift
+        self.spec, on_target = steer_weight(self.spec, rho_hat)
+        return on_target
+
     def report(self, label, stats, loss, val_score, tic) -> None:
         if self.schedule.verbose:
             seconds = time.perf_counter() - tic
@@ -483,18 +548,28 @@ class _Loop:
             print(epoch_line(label, stats, loss, val_score, seconds, width), flush=True)
 
 
-def fit_minibatch(loop: _Loop, X: torch.Tensor, X_val: torch.Tensor | None) -> None:
-    """Epochs of :func:`run_epoch` until convergence, as ``MLPRegressor`` decides it.
+#: ``learning_rate_schedule="plateau"``: on a plateau the step size is divided by
+#: PLATEAU_FACTOR, at most PLATEAU_DROPS times; the next plateau ends training.
+PLATEAU_FACTOR = 10.0
+PLATEAU_DROPS = 2
 
-    Without validation data, training stops once the epoch loss has failed to drop
-    by ``tol`` for more than ``n_iter_no_change`` consecutive epochs. With
-    ``X_val``, the same rule applies to :func:`validation_score` (higher is better)
-    and the best weights are restored at the end.
+
+def fit_minibatch(loop: _Loop, X: torch.Tensor, X_val: torch.Tensor | None) -> None:
+    """Epochs of :func:`run_epoch` until convergence.
+
+    A plateau is more than ``n_iter_no_change`` consecutive epochs in which the loss
+    per feature fails to drop by ``tol`` (with ``X_val``: :func:`validation_score`
+    fails to rise by ``tol``; the best weights are restored at the end). With the
+    ``"constant"`` schedule the first plateau ends training, as in ``MLPRegressor``;
+    with ``"plateau"`` the step size is first divided by ``PLATEAU_FACTOR`` up to
+    ``PLATEAU_DROPS`` times, so that training settles into the minimum it found.
     """
     history, schedule = loop.history, loop.schedule
     if X_val is not None:
         history.validation_scores, history.best_validation_score = [], -math.inf
-    stopper = _NoImprovement(history, schedule.tol, schedule.n_iter_no_change)
+    n_features = loop.module.sizes[0]
+    stopper = _NoImprovement(history, schedule.tol, schedule.n_iter_no_change, n_features)
+    drops = 0
     for _ in range(schedule.max_iter):
         tic = time.perf_counter()
         epoch = history.n_iter + 1
@@ -504,9 +579,14 @@ def fit_minibatch(loop: _Loop, X: torch.Tensor, X_val: torch.Tensor | None) -> N
             val_score = float(validation_score(loop.module, X_val))
             check_finite(val_score, f"epoch {epoch} (validation)")
             history.validation_scores.append(val_score)
-        stop = stopper.update(loop.module, loss, val_score)
+        settled = loop.steer(stats)
+        stop = stopper.update(loop.module, loss, val_score, settled)
         loop.report(f"Epoch {epoch}", stats, loss, val_score, tic)
-        if stop:
+        if stop and schedule.learning_rate_schedule == "plateau" and drops < PLATEAU_DROPS:
+            drops, stopper.count = drops + 1, 0
+            for group in loop.optimizer.param_groups:
+                group["lr"] /= PLATEAU_FACTOR
+        elif stop:
             history.converged = True
             break
     stopper.restore_best(loop.module)
@@ -519,6 +599,7 @@ def fit_one_epoch(loop: _Loop, X: torch.Tensor) -> None:
     tic = time.perf_counter()
     label = f"partial_fit {loop.history.n_iter + 1}"
     stats, loss = loop.epoch(X, label, f"partial_fit call {loop.history.n_iter + 1}")
+    loop.steer(stats)
     loop.report(label, stats, loss, None, tic)
 
 
@@ -548,7 +629,8 @@ def train(
 
     The one front door of training. In order: hold out a validation split
     (``schedule.early_stopping``, Adam only), initialise a module that ``state``
-    says is new from the training rows (:meth:`._model.SparseAutoencoder.initialize`),
+    says is new from the training rows (:meth:`._model.SparseAutoencoder.initialize`;
+    with ``steer_sparsity`` the code biases start where the code meets its target),
     then run L-BFGS, one epoch (``schedule.one_epoch``) or epochs until the
     stopping rule, with the corruption, batch size and thread count of ``schedule``.
     ``spec.dead_after=None`` means one pass over the training rows. Raises
@@ -564,8 +646,14 @@ def train(
         X, X_val = _validation_split(X, schedule.validation_fraction, cpu_gen)
     if not state.initialized:
         module.initialize(X, cpu_gen)
+        if schedule.steer_sparsity:  # start the code at its target activation
+            activation = ACTIVATIONS[module.activation]
+            with torch.no_grad():
+                module.encoder_biases[-1].fill_(activation.preimage(spec.sparsity_target))
     if spec.dead_after is None:
         spec = dataclasses.replace(spec, dead_after=max(1, X.shape[0]))
+    if state.sparsity_weight is not None:
+        spec = dataclasses.replace(spec, sparsity_weight=state.sparsity_weight)
     noise_fn = _noise_fn(schedule, dev_gen)
     batch_size = _batch_size(schedule, X.shape[0])
     threads = threads_for(module.sizes, batch_size if adam else X.shape[0], schedule.n_threads)
@@ -587,8 +675,14 @@ def train(
             else:
                 fit_minibatch(loop, X, X_val)
             optimizer_state = copy.deepcopy(optimizer.state_dict())
+            spec = loop.spec
     generator_states = (cpu_gen.get_state(), None if dev_gen is cpu_gen else dev_gen.get_state())
     new_state = TrainState(
-        generator_states, optimizer_state, history.loss_curve, history.n_iter, initialized=True
+        generator_states,
+        optimizer_state,
+        history.loss_curve,
+        history.n_iter,
+        sparsity_weight=spec.sparsity_weight if schedule.steer_sparsity else None,
+        initialized=True,
     )
-    return TrainResult(history, new_state)
+    return TrainResult(history, new_state, spec)

@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from classic import CLASSIC
 
 import skl_sparse_ae._device as device_module
 from skl_sparse_ae import SparseAutoencoderTransformer
@@ -18,7 +19,7 @@ from skl_sparse_ae._diagnostics import DivergedError
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
-FAST = {"n_components": 4, "max_iter": 5, "random_state": 0}
+FAST = {**CLASSIC, "n_components": 4, "max_iter": 5, "random_state": 0}
 HAS_CUDA = torch.cuda.is_available()
 HAS_MPS = torch.backends.mps.is_available()
 needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")

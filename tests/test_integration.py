@@ -14,6 +14,7 @@ import pandas as pd
 import polars as pl
 import pytest
 import torch
+from classic import CLASSIC
 from sklearn.base import clone
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
@@ -24,7 +25,7 @@ from skl_sparse_ae import SparseAutoencoderTransformer
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
-FAST = {"n_components": 5, "max_iter": 5, "random_state": 0}
+FAST = {**CLASSIC, "n_components": 5, "max_iter": 5, "random_state": 0}
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,10 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from classic import CLASSIC
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPRegressor
+from sklearn.pipeline import make_pipeline
 
 from skl_sparse_ae import SparseAutoencoderTransformer
 from skl_sparse_ae._analytic import analytic_step, supports_analytic_step
@@ -27,7 +29,7 @@ from skl_sparse_ae._training import (
     train_step,
 )
 
-FAST = {"n_components": 8, "batch_size": 50, "random_state": 0}
+FAST = {**CLASSIC, "n_components": 8, "batch_size": 50, "random_state": 0}
 HAS_CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
 
@@ -132,10 +134,10 @@ def test_analytic_kl_gradient_is_zero_where_the_penalty_clips():
 def test_models_the_written_out_step_does_not_cover_use_autograd(X, params):
     sae = _fit_quietly(SparseAutoencoderTransformer(max_iter=2, **{**FAST, **params}), X)
     assert np.isfinite(sae.loss_curve_).all()
-    assert not supports_analytic_step(sae.module_, sae._objective(X.shape[1]))
+    assert not supports_analytic_step(sae.module_, sae._objective(X.shape[1], sae.loss_))
     # and the one-layer dense models it covers
     dense = _fit_quietly(SparseAutoencoderTransformer(max_iter=1, **FAST), X)
-    assert supports_analytic_step(dense.module_, dense._objective(X.shape[1]))
+    assert supports_analytic_step(dense.module_, dense._objective(X.shape[1], dense.loss_))
 
 
 # ---------------------------------------------------------- no host synchronisation
@@ -166,7 +168,7 @@ def test_an_epoch_never_reads_values_back_to_the_host(X, params, host_reads):
     sae = SparseAutoencoderTransformer(max_iter=1, **{**FAST, **params})
     _fit_quietly(sae, X)  # builds the module, optimiser and objective the estimator uses
     module = sae.module_
-    spec = sae._objective(X.shape[1])
+    spec = sae._objective(X.shape[1], sae.loss_)
     optimizer = make_adam(module.parameters(), 1e-3)
     Xt = torch.from_numpy(X)
     noise = (lambda x: x + 0.1 * torch.randn_like(x)) if params.get("noise") else None
@@ -187,7 +189,7 @@ def test_an_epoch_never_reads_values_back_to_the_host(X, params, host_reads):
 def test_fit_reads_the_loss_once_per_epoch(X, host_reads):
     sae = SparseAutoencoderTransformer(max_iter=1, **FAST)
     _fit_quietly(sae, X)
-    module, spec = sae.module_, sae._objective(X.shape[1])
+    module, spec = sae.module_, sae._objective(X.shape[1], sae.loss_)
     state = TrainState.new(0, torch.device("cpu"))
     state = TrainState(state.generator_states, initialized=True)
     schedule = Schedule(batch_size=20, max_iter=3, tol=0.0)
@@ -295,7 +297,7 @@ def test_no_improvement_rule_is_mlpregressors(X, n_iter_no_change):
     mlp = MLPRegressor(hidden_layer_sizes=(8,), random_state=0, **params).fit(X, X)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)  # converged: no warning
-        sae = SparseAutoencoderTransformer(**FAST, **params).fit(X)
+        sae = SparseAutoencoderTransformer(**{**FAST, **params}).fit(X)
     assert sae.n_iter_ == mlp.n_iter_ == n_iter_no_change + 2
     assert len(sae.loss_curve_) == sae.n_iter_
 
@@ -305,10 +307,15 @@ def test_training_stops_once_the_loss_stops_improving(X):
         **FAST, max_iter=500, tol=1e-3, n_iter_no_change=2, learning_rate=1e-2
     ).fit(X)
     assert sae.n_iter_ < 500
-    curve = np.array(sae.loss_curve_)
-    best_before = np.minimum.accumulate(curve)[-4]
-    # the last three epochs all failed to beat the best loss before them by tol
-    assert (curve[-3:] > best_before - 1e-3).all()
+    curve = np.array(sae.loss_curve_) / X.shape[1]  # tol applies to the loss per feature
+    # the last three epochs each failed to beat the best loss before it by tol
+    for i in range(len(curve) - 3, len(curve)):
+        assert curve[i] > curve[:i].min() - 1e-3
+    # and with tol on the summed loss (64 times stricter) training goes on longer
+    strict = SparseAutoencoderTransformer(
+        **FAST, max_iter=500, tol=1e-3 / X.shape[1], n_iter_no_change=2, learning_rate=1e-2
+    ).fit(X)
+    assert strict.n_iter_ > sae.n_iter_
 
 
 def test_max_iter_without_convergence_warns(X):
@@ -363,11 +370,11 @@ def test_validation_attributes_are_none_without_early_stopping(X):
     "params", [{}, {"noise": 0.1, "hidden_layer_sizes": (6,)}, {"sparsity": "topk", "k": 2}]
 )
 def test_two_partial_fits_are_two_epochs_of_fit(X, params):
-    streamed = SparseAutoencoderTransformer(**FAST, **params)
+    streamed = SparseAutoencoderTransformer(**{**FAST, **params})
     streamed.partial_fit(X)
     assert streamed.n_iter_ == 1 and len(streamed.loss_curve_) == 1
     streamed.partial_fit(X)
-    fitted = _fit_quietly(SparseAutoencoderTransformer(**FAST, **params, max_iter=2, tol=0), X)
+    fitted = _fit_quietly(SparseAutoencoderTransformer(**{**FAST, **params}, max_iter=2, tol=0), X)
     assert streamed.n_iter_ == 2
     np.testing.assert_array_equal(streamed.loss_curve_, fitted.loss_curve_)
     np.testing.assert_array_equal(streamed.transform(X), fitted.transform(X))
@@ -395,8 +402,8 @@ def test_partial_fit_keeps_the_number_of_features(X):
 @pytest.mark.parametrize("params", [{}, {"noise": 0.2, "noise_type": "masking"}])
 def test_warm_start_continues_exactly_where_fit_stopped(X, params):
     """fit(max_iter=2) then a warm fit(max_iter=2) is fit(max_iter=4), bit for bit."""
-    once = _fit_quietly(SparseAutoencoderTransformer(**FAST, **params, max_iter=4, tol=0), X)
-    twice = SparseAutoencoderTransformer(**FAST, **params, max_iter=2, tol=0, warm_start=True)
+    once = _fit_quietly(SparseAutoencoderTransformer(**{**FAST, **params}, max_iter=4, tol=0), X)
+    twice = SparseAutoencoderTransformer(**{**FAST, **params}, max_iter=2, tol=0, warm_start=True)
     _fit_quietly(twice, X)
     _fit_quietly(twice, X)
     assert twice.n_iter_ == once.n_iter_ == 4
@@ -439,7 +446,7 @@ def test_lbfgs_loss_curve_is_the_objective_at_the_accepted_points(X):
     assert (np.diff(curve) <= 0).all()
     assert curve[-1] < 0.8 * curve[0]  # measured: 1.69 / 2.60 = 0.65
     # the last entry is J at the final weights (not merely the last trial point)
-    spec = sae._objective(X.shape[1])
+    spec = sae._objective(X.shape[1], sae.loss_)
     with torch.no_grad():
         final = float(objective(sae.module_, torch.from_numpy(X), torch.from_numpy(X), spec).total)
     assert curve[-1] == pytest.approx(final, rel=1e-10)
@@ -452,7 +459,7 @@ def test_lbfgs_stops_when_the_gradient_is_small(X):
     assert 1 < sae.n_iter_ < 200  # measured: 10 iterations
     assert len(sae.loss_curve_) == sae.n_iter_
     # it stopped because the largest gradient entry fell below tol
-    spec = sae._objective(X.shape[1])
+    spec = sae._objective(X.shape[1], sae.loss_)
     Xt = torch.from_numpy(X)
     assert all(p.grad is None for p in sae.module_.parameters())  # no stale gradients
     objective(sae.module_, Xt, Xt, spec).total.backward()
@@ -571,7 +578,7 @@ def test_cuda_epoch_never_synchronises(X, params):
     sae = SparseAutoencoderTransformer(device="cuda", max_iter=1, **{**FAST, **params})
     _fit_quietly(sae, X)
     module = sae.module_
-    spec = sae._objective(X.shape[1])
+    spec = sae._objective(X.shape[1], sae.loss_)
     optimizer = make_adam(module.parameters(), 1e-3)
     Xt = torch.from_numpy(X).to("cuda")
     torch.cuda.synchronize()
@@ -626,3 +633,16 @@ def test_train_step_returns_the_batch_code(X):
     out = train_step(module, make_adam(module.parameters(), 1e-3), xt, spec)
     torch.testing.assert_close(out.code, expected_code)
     assert out.total.shape == () and not out.total.requires_grad
+
+
+@pytest.mark.parametrize("call", ["fit", "fit_transform", "pipeline"])
+def test_convergence_warning_points_at_the_callers_line(X, call):
+    sae = SparseAutoencoderTransformer(**FAST, max_iter=2, tol=0.0)
+    with pytest.warns(ConvergenceWarning) as record:
+        if call == "fit":
+            sae.fit(X)
+        elif call == "fit_transform":
+            sae.fit_transform(X)
+        else:
+            make_pipeline(sae).fit(X)
+    assert [w.filename for w in record] == [__file__]

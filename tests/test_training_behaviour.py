@@ -12,9 +12,8 @@ import warnings
 
 import numpy as np
 import pytest
+from classic import classic
 from sklearn.exceptions import ConvergenceWarning
-
-from skl_sparse_ae import SparseAutoencoderTransformer
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +39,7 @@ def test_auxk_keeps_topk_units_alive(digits):
     FVU 0.074 against 0.079), so only the dead-unit count tells them apart.
     """
     sae = _fit(
-        SparseAutoencoderTransformer(
+        classic(
             256, sparsity="topk", k=8, learning_rate=1e-2, max_iter=30, random_state=0, n_threads=1
         ),
         digits,
@@ -59,7 +58,7 @@ def test_topk_training_revives_units_that_died(digits):
     100 dead at epoch 8, 111 / 98 / 101 at epoch 30, 7 / 5 / 10 revived. About 2 s.
     """
     sae = _fit(
-        SparseAutoencoderTransformer(
+        classic(
             256, sparsity="topk", k=4, learning_rate=1e-2, max_iter=8, random_state=0, n_threads=1
         ),
         digits,
@@ -98,7 +97,7 @@ def test_early_stopping_returns_the_best_epochs_weights(digits):
         "tol": 0.0,
         "max_iter": 60,
     }
-    full = SparseAutoencoderTransformer(**params).fit(X)
+    full = classic(**params).fit(X)
     scores = np.array(full.validation_scores_)
     best_epoch = int(scores.argmax()) + 1
     assert len(scores) == full.n_iter_ < 60
@@ -106,7 +105,7 @@ def test_early_stopping_returns_the_best_epochs_weights(digits):
     assert best_epoch < full.n_iter_  # the last epochs are worse
     assert scores[-1] < full.best_validation_score_ - 1e-3
 
-    stopped = _fit(SparseAutoencoderTransformer(**{**params, "max_iter": best_epoch}), X)
+    stopped = _fit(classic(**{**params, "max_iter": best_epoch}), X)
     np.testing.assert_array_equal(stopped.validation_scores_, scores[:best_epoch])
     assert stopped.best_validation_score_ == full.best_validation_score_
     # the fully trained model is the one stopped at the best epoch
@@ -131,9 +130,7 @@ def _reconstruct(sae, X):
 
 def _denoising_model(train, noise):
     return _fit(
-        SparseAutoencoderTransformer(
-            64, noise=noise, noise_type="masking", max_iter=80, random_state=0
-        ),
+        classic(64, noise=noise, noise_type="masking", max_iter=80, random_state=0),
         train,
     )
 

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
+from classic import CLASSIC
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
@@ -18,7 +19,7 @@ from skl_sparse_ae._diagnostics import DivergedError
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
-FAST = {"n_components": 3, "max_iter": 3, "random_state": 0}
+FAST = {**CLASSIC, "n_components": 3, "max_iter": 3, "random_state": 0}
 
 
 def _fast(**params):

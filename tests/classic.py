@@ -1,0 +1,24 @@
+"""The defaults of version 0.1.0: the classic configuration (squared error, KL with a
+fixed weight 0.1 toward 0.05, no corruption, raw codes, a constant step size).
+
+Tests of mechanisms that were calibrated on it spell it out, so that they keep testing
+the mechanism when the defaults move; the defaults themselves are tested in
+test_defaults.py and test_quality.py.
+"""
+
+CLASSIC = {
+    "loss": "mse",
+    "sparsity_target": 0.05,
+    "sparsity_weight": 0.1,
+    "noise": 0.0,
+    "noise_type": "gaussian",
+    "code_scaling": None,
+    "learning_rate_schedule": "constant",
+}
+
+
+def classic(*args, **params):
+    """``SparseAutoencoderTransformer`` with the 0.1.0 defaults under ``params``."""
+    from skl_sparse_ae import SparseAutoencoderTransformer
+
+    return SparseAutoencoderTransformer(*args, **{**CLASSIC, **params})

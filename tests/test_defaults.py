@@ -1,0 +1,129 @@
+"""The options behind the defaults: loss="auto", code scaling, the steered sparsity
+weight, the plateau schedule and tol's scale (issue "Defaults that win")."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.preprocessing import StandardScaler
+
+from skl_sparse_ae import SparseAutoencoderTransformer
+from skl_sparse_ae._objective import Objective
+from skl_sparse_ae._training import STEER_RATE, STEER_TOLERANCE, steer_weight
+
+FAST = {"n_components": 16, "max_iter": 5, "random_state": 0}
+
+
+@pytest.fixture
+def X(digits01):
+    return np.array(digits01[:300])
+
+
+def _fit(X, **params):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return SparseAutoencoderTransformer(**{**FAST, **params}).fit(X)
+
+
+# ------------------------------------------------------------------- loss="auto"
+def test_auto_loss_is_cross_entropy_for_data_in_the_unit_interval(X):
+    sae = _fit(X, loss="auto")
+    assert sae.loss_ == "bce"
+    assert sae.module_.output_activation == "sigmoid"
+    assert (
+        (sae.inverse_transform(sae.transform(X)) > 0)
+        & (sae.inverse_transform(sae.transform(X)) < 1)
+    ).all()
+
+
+def test_auto_loss_is_squared_error_otherwise(X):
+    Xs = StandardScaler().fit_transform(X)
+    sae = _fit(Xs, loss="auto")
+    assert sae.loss_ == "mse" and sae.module_.output_activation == "linear"
+    # a linear output asked for: squared error even on [0, 1] data
+    assert _fit(X, loss="auto", output_activation="linear").loss_ == "mse"
+
+
+def test_explicit_loss_wins(X):
+    assert _fit(X, loss="mse").loss_ == "mse"
+    assert _fit(X, loss="bce").loss_ == "bce"
+
+
+def test_auto_loss_is_kept_by_continued_fits(X):
+    sae = _fit(X, loss="auto")
+    sae.partial_fit(X[:50])
+    assert sae.loss_ == "bce"
+    with pytest.raises(ValueError, match=r"loss='bce' \(chosen by loss='auto' at the first fit\)"):
+        sae.partial_fit(X[:50] * 2 - 0.5)
+    assert sae.loss_ == "bce" and sae.n_iter_ == FAST["max_iter"] + 1
+
+
+# ------------------------------------------------------------------ code scaling
+def test_rms_code_scaling_gives_unit_rms_codes_and_keeps_zeros(X):
+    raw = _fit(X, sparsity="topk", k=3, code_scaling=None)
+    scaled = _fit(X, sparsity="topk", k=3, code_scaling="rms")
+    codes_raw, codes = raw.transform(X), scaled.transform(X)
+    # the same network (the scale is applied after training) ...
+    np.testing.assert_array_equal(raw.components_, scaled.components_)
+    # ... codes divided per unit by their training RMS: zeros stay zeros
+    np.testing.assert_array_equal(codes == 0, codes_raw == 0)
+    rms = np.sqrt((codes_raw**2).mean(axis=0))
+    np.testing.assert_allclose(scaled.code_scale_, np.where(rms > 0, rms, 1.0), rtol=1e-9)
+    alive = rms > 0
+    np.testing.assert_allclose(np.sqrt((codes[:, alive] ** 2).mean(axis=0)), 1.0, rtol=1e-9)
+    # inverse_transform takes what transform returns: the same reconstructions
+    np.testing.assert_allclose(
+        scaled.inverse_transform(codes), raw.inverse_transform(codes_raw), rtol=1e-9, atol=1e-12
+    )
+    assert scaled.score(X) == pytest.approx(raw.score(X), rel=1e-12)
+    np.testing.assert_array_equal(raw.code_scale_, np.ones(16))
+
+
+# ------------------------------------------------------ the steered sparsity weight
+def test_steer_weight_is_a_multiplicative_step_toward_the_target():
+    spec = Objective(sparsity="kl", sparsity_target=0.05, sparsity_weight=2.0)
+    assert 0 < STEER_RATE <= 1
+    up, on_target = steer_weight(spec, 0.2)  # four times too active
+    assert up.sparsity_weight == pytest.approx(2.0 * 4.0**STEER_RATE) and not on_target
+    down, _ = steer_weight(spec, 0.0125)  # four times too quiet
+    assert down.sparsity_weight == pytest.approx(2.0 / 4.0**STEER_RATE)
+    ratio = 1 + STEER_TOLERANCE / 2
+    same, on_target = steer_weight(spec, 0.05 * ratio)
+    assert on_target and same.sparsity_weight == pytest.approx(2.0 * ratio**STEER_RATE)
+    assert not steer_weight(spec, 0.05 * (1 + 2 * STEER_TOLERANCE))[1]
+    assert up.sparsity_target == 0.05 and up.loss == spec.loss
+
+
+@pytest.mark.parametrize("target", [0.05, 0.15])
+@pytest.mark.parametrize("scaled", [False, True])
+def test_auto_weight_meets_the_target(digits_raw, target, scaled):
+    X = digits_raw[0][:600] / 16.0
+    if scaled:
+        X = StandardScaler().fit_transform(X)
+    sae = _fit(
+        X, n_components=32, sparsity_target=target, noise=0.0, max_iter=60, sparsity_weight="auto"
+    )
+    assert sae.mean_activation_.mean() == pytest.approx(target, rel=0.3)
+    assert sae.sparsity_weight_ != 1.0  # it moved from its start
+
+
+def test_a_fixed_weight_is_not_steered(X):
+    sae = _fit(X, sparsity_weight=0.3)
+    assert sae.sparsity_weight_ == 0.3
+
+
+# ---------------------------------------------------------- plateau schedule, tol
+@pytest.mark.parametrize("patience", [1, 3])
+def test_plateau_schedule_divides_the_step_twice_before_stopping(X, patience):
+    """tol=1e9: every epoch after the first is no improvement, so each plateau takes
+    patience + 1 epochs (the first patience + 2): 3 * patience + 4 epochs in all."""
+    params = {"tol": 1e9, "n_iter_no_change": patience, "max_iter": 100, "sparsity_weight": 0.1}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        sae = _fit(X, learning_rate_schedule="plateau", learning_rate=1e-3, **params)
+        constant = _fit(X, learning_rate_schedule="constant", **params)
+    assert sae.n_iter_ == 3 * patience + 4
+    assert constant.n_iter_ == patience + 2
+    lr = sae._optimizer_state["param_groups"][0]["lr"]
+    assert lr == pytest.approx(1e-5)
