@@ -100,6 +100,11 @@ def square_mm_rate(repeats, size=2048):
 def fit_seconds(X, epochs):
     est = SparseAutoencoderTransformer(
         K,
+        loss="mse",
+        noise=0.0,
+        sparsity_target=0.05,
+        sparsity_weight=0.1,
+        learning_rate_schedule="constant",  # the 0.1.0 defaults, as first measured
         batch_size=BATCH,
         max_iter=epochs,
         tol=0.0,

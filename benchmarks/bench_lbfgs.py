@@ -110,6 +110,8 @@ def main():
     est0 = SparseAutoencoderTransformer(
         HIDDEN,
         output_activation="sigmoid",
+        loss="mse",  # the UFLDL cost
+        noise=0.0,
         sparsity_target=RHO,
         sparsity_weight=BETA,
         weight_decay=LAMBDA,

@@ -15,7 +15,7 @@ Protocol
 
 Learners (256 components each, as the design's reference figures)
 -----------------------------------------------------------------
-ours  SparseAutoencoderTransformer(256, learning_rate=1e-2), defaults otherwise
+ours  SparseAutoencoderTransformer(256, learning_rate=1e-2), 0.1.0's defaults otherwise
       (sigmoid code, KL, Adam, batch 200); budgets 5, 10, 20, 40, 80 epochs.
 MBDL  MiniBatchDictionaryLearning(256, batch_size=256, transform_algorithm=
       "lasso_lars", transform_alpha=0.1); budgets 1, 2, 4, 8 epochs. (With its
@@ -44,7 +44,16 @@ TARGET = 0.975
 LEARNERS = {
     "ours (SparseAutoencoderTransformer)": (
         lambda budget: SparseAutoencoderTransformer(
-            256, learning_rate=1e-2, max_iter=budget, tol=0.0, random_state=0
+            256,
+            loss="mse",
+            noise=0.0,
+            sparsity_target=0.05,
+            sparsity_weight=0.1,
+            learning_rate_schedule="constant",  # the 0.1.0 defaults, as first measured
+            learning_rate=1e-2,
+            max_iter=budget,
+            tol=0.0,
+            random_state=0,
         ),
         [5, 10, 20, 40, 80],
     ),

@@ -210,6 +210,8 @@ def main():
         est = SparseAutoencoderTransformer(
             N_COMPONENTS,
             output_activation="sigmoid",
+            loss="mse",  # the hand loops' and skorch's cost
+            noise=0.0,
             sparsity="kl",
             sparsity_target=RHO,
             sparsity_weight=BETA,
