@@ -9,8 +9,12 @@ dead units. The same pass is the last check that training did not diverge.
 from __future__ import annotations
 
 import math
+import os
+import sys
+import warnings
 from typing import NamedTuple
 
+import sklearn
 import torch
 
 from ._model import SparseAutoencoder
@@ -24,6 +28,7 @@ __all__ = [
     "check_finite_fit",
     "fitted_diagnostics",
     "training_diagnostics",
+    "warn_at_caller",
 ]
 
 #: A unit whose code varies by no more than this over the training data is dead:
@@ -181,3 +186,23 @@ def fitted_diagnostics(
         dead_components=stats.code_range <= DEAD_RANGE,
         code_rms=(stats.code_squares / stats.n_samples).sqrt(),
     )
+
+
+_INTERNAL_DIRS = (
+    os.path.dirname(os.path.abspath(__file__)),
+    os.path.dirname(os.path.abspath(sklearn.__file__)),
+)
+
+
+def warn_at_caller(message: str, category: type[Warning]) -> None:
+    """Warn from the first frame outside this package and scikit-learn: the user's line.
+
+    ``fit`` is reached through scikit-learn's wrappers (``_fit_context``,
+    ``fit_transform``, meta-estimators), so no fixed ``stacklevel`` finds the caller.
+    """
+    frame, level = sys._getframe(1), 2
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+        _INTERNAL_DIRS
+    ):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)

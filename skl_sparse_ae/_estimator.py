@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import os
-import sys
 import warnings
 from numbers import Integral, Real
 
 import numpy as np
-import sklearn
 import torch
 from sklearn.base import (
     BaseEstimator,
@@ -29,8 +26,16 @@ from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ._device import num_threads, resolve_device, threads_for, to_numpy, to_tensor, torch_dtype
-from ._diagnostics import fitted_diagnostics
+from ._device import (
+    num_threads,
+    resolve_device,
+    tensors_to_cpu,
+    threads_for,
+    to_numpy,
+    to_tensor,
+    torch_dtype,
+)
+from ._diagnostics import fitted_diagnostics, warn_at_caller
 from ._model import SparseAutoencoder
 from ._objective import Objective
 from ._sparsity import ACTIVATIONS, SPARSITY, activity_threshold, mechanism
@@ -672,7 +677,7 @@ class SparseAutoencoderTransformer(
         self._commit(module, result, Xt, X.dtype)
         self.loss_ = loss
         if not incremental and not result.history.converged:
-            _warn_at_caller(
+            warn_at_caller(
                 f"{type(self).__name__} used up {result.history.exhausted} without "
                 "converging; increase max_iter, or raise tol.",
                 ConvergenceWarning,
@@ -867,7 +872,7 @@ class SparseAutoencoderTransformer(
         if "module_" in state:
             state = dict(state)
             state["module_"] = copy.deepcopy(state["module_"]).to("cpu")
-            state["_optimizer_state"] = _tensors_to_cpu(state.get("_optimizer_state"))
+            state["_optimizer_state"] = tensors_to_cpu(state.get("_optimizer_state"))
         return state
 
     def __setstate__(self, state):
@@ -891,33 +896,3 @@ class SparseAutoencoderTransformer(
         super().__setstate__(state)
         if "module_" in state:
             self.module_.to(self.device_)
-
-
-_INTERNAL_DIRS = (
-    os.path.dirname(os.path.abspath(__file__)),
-    os.path.dirname(os.path.abspath(sklearn.__file__)),
-)
-
-
-def _warn_at_caller(message: str, category: type[Warning]) -> None:
-    """Warn from the first frame outside this package and scikit-learn: the user's line.
-
-    ``fit`` is reached through scikit-learn's wrappers (``_fit_context``,
-    ``fit_transform``, meta-estimators), so no fixed ``stacklevel`` finds the caller.
-    """
-    frame, level = sys._getframe(1), 2
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
-        _INTERNAL_DIRS
-    ):
-        frame, level = frame.f_back, level + 1
-    warnings.warn(message, category, stacklevel=level)
-
-
-def _tensors_to_cpu(obj):
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().to("cpu")
-    if isinstance(obj, dict):
-        return {k: _tensors_to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_tensors_to_cpu(v) for v in obj)
-    return obj

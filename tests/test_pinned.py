@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 import pytest
+from classic import CLASSIC
 from sklearn.datasets import load_digits
 
 from skl_sparse_ae import SparseAutoencoderTransformer
@@ -22,16 +23,8 @@ from skl_sparse_ae import SparseAutoencoderTransformer
 PINNED = json.loads((pathlib.Path(__file__).parent / "data" / "pinned_fits.json").read_text())
 RTOL = 1e-6
 
-#: The defaults of 0.1.0, which the pinned numbers were fitted with.
-OLD_DEFAULTS = {
-    "loss": "mse",
-    "sparsity_target": 0.05,
-    "sparsity_weight": 0.1,
-    "noise": 0.0,
-    "noise_type": "gaussian",
-    "code_scaling": None,
-    "learning_rate_schedule": "constant",
-}
+#: The pinned numbers were fitted with the defaults of 0.1.0.
+OLD_DEFAULTS = CLASSIC
 
 CONFIGS = {
     "default": {},

@@ -294,17 +294,18 @@ def test_topk_training_projects_out_the_parallel_decoder_gradient(X):
 
 @pytest.fixture
 def registered():
-    """Register sparsity mechanisms for one test, and remove them afterwards."""
+    """``registered(entry)`` adds a Sparsity or Activation to its registry for one test."""
     added = []
 
-    def register(mech):
-        SPARSITY[mech.name] = mech
-        added.append(mech.name)
-        return mech
+    def register(entry):
+        registry = SPARSITY if isinstance(entry, Sparsity) else ACTIVATIONS
+        registry[entry.name] = entry
+        added.append((registry, entry.name))
+        return entry
 
     yield register
-    for name in added:
-        del SPARSITY[name]
+    for registry, name in added:
+        del registry[name]
 
 
 def test_auxk_revives_dead_units_on_digits(digits_raw, registered):
@@ -604,8 +605,8 @@ def test_a_registered_mechanism_is_a_parameter_value_and_trains(X, registered):
     assert not supports_analytic_step(module, spec)
 
 
-def test_a_registered_activation_trains_with_the_written_out_step(X, registered_activation):
-    softplus = registered_activation(
+def test_a_registered_activation_trains_with_the_written_out_step(X, registered):
+    softplus = registered(
         Activation(
             "softplus",
             torch.nn.functional.softplus,
@@ -642,17 +643,3 @@ def test_a_mechanism_with_nothing_to_do_cannot_be_registered():
         Sparsity("nothing")
     with pytest.raises(ValueError, match="written-out gradient needs a penalty"):
         Sparsity("gradient_only", code=topk_activation, penalty_and_grad=lambda *a: None)
-
-
-@pytest.fixture
-def registered_activation():
-    added = []
-
-    def register(activation):
-        ACTIVATIONS[activation.name] = activation
-        added.append(activation.name)
-        return activation
-
-    yield register
-    for name in added:
-        del ACTIVATIONS[name]
