@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -29,7 +28,6 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from ._device import (
     num_threads,
     resolve_device,
-    tensors_to_cpu,
     threads_for,
     to_numpy,
     to_tensor,
@@ -38,6 +36,7 @@ from ._device import (
 from ._diagnostics import fitted_diagnostics, warn_at_caller
 from ._model import SparseAutoencoder
 from ._objective import Objective
+from ._persistence import loadable_state, portable_state
 from ._sparsity import ACTIVATIONS, SPARSITY, activity_threshold, mechanism
 from ._training import Schedule, TrainState, train
 
@@ -868,31 +867,10 @@ class SparseAutoencoderTransformer(
 
     def __getstate__(self):
         """Pickle with every tensor on the CPU, so a GPU model loads anywhere."""
-        state = super().__getstate__()
-        if "module_" in state:
-            state = dict(state)
-            state["module_"] = copy.deepcopy(state["module_"]).to("cpu")
-            state["_optimizer_state"] = tensors_to_cpu(state.get("_optimizer_state"))
-        return state
+        return portable_state(super().__getstate__())
 
     def __setstate__(self, state):
-        if "code_scaling" not in state:  # pickled by 0.1.0: its behaviour then
-            state = {**state, "code_scaling": None, "learning_rate_schedule": "constant"}
-        device = state.get("device_")
-        if device is not None and device != "cpu":
-            try:
-                resolve_device(device)
-            except ValueError:
-                warnings.warn(
-                    f"This model was fitted on {device!r}, which this machine does not "
-                    "have; it was loaded on the CPU.",
-                    UserWarning,
-                    stacklevel=2,
-                )
-                state = dict(state)
-                state["device_"] = "cpu"
-                cpu_state = state["_generator_states"][0]
-                state["_generator_states"] = (cpu_state, None)
+        state = loadable_state(state)
         super().__setstate__(state)
         if "module_" in state:
             self.module_.to(self.device_)
