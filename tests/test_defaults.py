@@ -127,3 +127,18 @@ def test_plateau_schedule_divides_the_step_twice_before_stopping(X, patience):
     assert constant.n_iter_ == patience + 2
     lr = sae._optimizer_state["param_groups"][0]["lr"]
     assert lr == pytest.approx(1e-5)
+
+
+def test_steered_fits_do_not_stop_before_the_target_is_met(X, capsys):
+    """tol=1e9 makes every epoch after the first "no improvement": a fixed weight stops
+    after 3 epochs (patience 1); a steered one goes on until the batches' mean
+    activation is within STEER_TOLERANCE of the target."""
+    params = {"tol": 1e9, "n_iter_no_change": 1, "learning_rate_schedule": "constant"}
+    params["max_iter"] = 300
+    fixed = _fit(X, sparsity_weight=1.0, noise=0.0, **params)
+    steered = _fit(X, sparsity_weight="auto", sparsity_target=0.05, noise=0.0, verbose=1, **params)
+    assert fixed.n_iter_ == 3
+    assert steered.n_iter_ > 3
+    lines = capsys.readouterr().out.splitlines()
+    last = [float(line.split("mean activation ")[1].split(",")[0]) for line in lines[-2:]]
+    assert all(abs(a / 0.05 - 1) <= STEER_TOLERANCE for a in last)
