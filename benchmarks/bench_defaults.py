@@ -73,7 +73,7 @@ probe CW   which probes raised a ``ConvergenceWarning`` ("1000", "tol", "rms", "
 n_iter     ``n_iter_`` (epochs for ours, MBDL; iterations for NMF).
 fit CW     whether ``fit`` raised a ``ConvergenceWarning`` (NMF's ``transform``, which
            solves again, may warn too: those are silenced and not counted).
-mean act   ours: ``mean_activation_.mean()`` (target: ``sparsity_target``, for KL).
+mean act   ours: ``mean_activation_.mean()`` (target: ``sparsity_target_``, for KL).
 l0 / dead  ours: ``mean_l0_`` and the number of ``dead_components_``.
 
 ``--scale``: 70000 x 784 in [0, 1] (float32), MNIST-shaped
@@ -313,7 +313,9 @@ def evaluate(name, est, reconstruct, X_train, X_test, y_train, y_test, n_probe=N
     n_iter = getattr(est, "n_iter_", None)
     row += ["—" if n_iter is None else int(np.max(n_iter)), "yes" if fit_cw else "-"]
     if isinstance(est, SparseAutoencoderTransformer):
-        target = est.sparsity_target if est.sparsity == "kl" else None
+        target = (
+            getattr(est, "sparsity_target_", est.sparsity_target) if est.sparsity == "kl" else None
+        )
         row += [
             f"{est.mean_activation_.mean():.4f}" + (f" ({target:g})" if target else ""),
             f"{est.mean_l0_:.1f} / {int(np.sum(est.dead_components_))}",
