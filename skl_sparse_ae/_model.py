@@ -227,6 +227,11 @@ class SparseAutoencoder(nn.Module):
         self.samples_since_fired.zero_()
 
     @torch.no_grad()
+    def set_code_bias(self, value: float) -> None:
+        """Set every code unit's bias ``c_L`` to ``value`` (a pre-activation)."""
+        self.encoder_biases[-1].fill_(value)
+
+    @torch.no_grad()
     def normalize_decoder(self) -> None:
         """Rescale the code layer's decoder rows to unit norm (TopK)."""
         top = self.decoder_weight(len(self.sizes) - 1)

@@ -647,9 +647,7 @@ def train(
     if not state.initialized:
         module.initialize(X, cpu_gen)
         if schedule.steer_sparsity:  # start the code at its target activation
-            activation = ACTIVATIONS[module.activation]
-            with torch.no_grad():
-                module.encoder_biases[-1].fill_(activation.preimage(spec.sparsity_target))
+            module.set_code_bias(ACTIVATIONS[module.activation].preimage(spec.sparsity_target))
     if spec.dead_after is None:
         spec = dataclasses.replace(spec, dead_after=max(1, X.shape[0]))
     if state.sparsity_weight is not None:
