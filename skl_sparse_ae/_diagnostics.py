@@ -26,6 +26,7 @@ __all__ = [
     "FittedDiagnostics",
     "check_finite",
     "check_finite_fit",
+    "check_no_blow_up",
     "fitted_diagnostics",
     "training_diagnostics",
     "warn_at_caller",
@@ -41,12 +42,33 @@ class DivergedError(ValueError):
     """The training loss became NaN or infinite."""
 
 
-def _diverged(what: str, where: str) -> DivergedError:
+def _diverged(what: str, where: str, advice: str = "Lower learning_rate") -> DivergedError:
     return DivergedError(
         f"Training diverged: {what} at {where}. The model was left as it was before "
-        "this call. Lower learning_rate, scale X (for example with StandardScaler or "
+        f"this call. {advice}, scale X (for example with StandardScaler or "
         "MinMaxScaler), or lower sparsity_weight."
     )
+
+
+#: Training has diverged when its best epoch's loss is this many times the loss of
+#: the model it started from (finite blow-ups: learning_rate=1e3 ends 1e3-1e13 times up).
+BLOW_UP_FACTOR = 10.0
+#: ... or when the trained model reconstructs the training data this many times worse
+#: than their mean does (every model starts near the mean: a fraction of variance
+#: unexplained near 1).
+BLOW_UP_FVU = 2.0
+
+
+def check_no_blow_up(losses: list[float], initial: float, where: str, advice: str) -> None:
+    """Raise :class:`DivergedError` if even the best of ``losses`` is far above ``initial``.
+
+    ``initial`` is the objective of the model training started from (its first
+    batch, before any step); ``losses`` the epochs of this call.
+    """
+    if losses and min(losses) > BLOW_UP_FACTOR * abs(initial):
+        raise _diverged(
+            f"the loss rose from {initial:.4g} to at best {min(losses):.4g}", where, advice
+        )
 
 
 def check_finite(value: float, where: str) -> None:
@@ -160,16 +182,28 @@ class FittedDiagnostics(NamedTuple):
 
 
 def fitted_diagnostics(
-    module: SparseAutoencoder, X: torch.Tensor, threshold: float, rows: int, where: str
+    module: SparseAutoencoder,
+    X: torch.Tensor,
+    threshold: float,
+    rows: int,
+    where: str,
+    advice: str = "Lower learning_rate",
 ) -> FittedDiagnostics:
     """The fitted diagnostics of ``module`` on its training data ``X`` (on its device).
 
     ``threshold`` is the activity threshold (:func:`._sparsity.activity_threshold`),
-    ``rows`` the chunk size, ``where`` names the last step in a divergence error.
-    Raises :class:`DivergedError` if the trained model's outputs are not finite.
+    ``rows`` the chunk size, ``where`` names the last step and ``advice`` the first
+    remedy in a divergence error. Raises :class:`DivergedError` if the trained
+    model's outputs are not finite, or if it reconstructs the training data more than
+    ``BLOW_UP_FVU`` times worse than their mean.
     """
     stats = training_diagnostics(module, [X], threshold, rows)
     check_finite_fit(stats, where)
+    if stats.variance > 0 and stats.squared_error > BLOW_UP_FVU * stats.variance:
+        ratio = stats.squared_error / stats.variance
+        raise _diverged(
+            f"the trained model reconstructs X {ratio:.3g} times worse than its mean", where, advice
+        )
     # Sums of squares on the loss's scale s (no overflow); s**2 brings the error
     # back to the units of X (a Python float: inf past float64's range).
     scale = float(module.input_scale)

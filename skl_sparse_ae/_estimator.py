@@ -754,9 +754,13 @@ class SparseAutoencoderTransformer(
         threshold = activity_threshold(module.sparsity, module.activation)
         unit = "iteration" if self.solver == "lbfgs" else "epoch"
         with num_threads(threads_for(module.sizes, rows, self.n_threads, training=False)):
-            diag = fitted_diagnostics(
-                module, Xt, threshold, rows, f"the end of {unit} {self.n_iter_}"
+            where = f"the end of {unit} {self.n_iter_}"
+            advice = (
+                "Lower weight_decay or sparsity_weight"
+                if self.solver == "lbfgs"
+                else f"Lower learning_rate (for example to {self.learning_rate / 10:g})"
             )
+            diag = fitted_diagnostics(module, Xt, threshold, rows, where, advice)
         self.reconstruction_err_ = diag.reconstruction_err
         self.fraction_variance_unexplained_ = diag.fraction_variance_unexplained
         self.mean_activation_ = diag.mean_activation.numpy()

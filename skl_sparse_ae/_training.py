@@ -32,7 +32,7 @@ import torch
 
 from ._analytic import analytic_step, supports_analytic_step
 from ._device import make_generators, num_threads, threads_for
-from ._diagnostics import check_finite
+from ._diagnostics import check_finite, check_no_blow_up
 from ._model import SparseAutoencoder
 from ._objective import Objective, StepOutput, objective
 from ._optim import make_adam, optimizer_step
@@ -162,6 +162,8 @@ class History:
     converged: bool = False
     #: what ran out when training stopped without converging, for the warning
     exhausted: str = ""
+    #: the objective of the model this call started from (its first batch)
+    initial_loss: float | torch.Tensor | None = None
 
 
 @dataclass
@@ -194,6 +196,7 @@ class EpochStats:
     """Device-side sums over one epoch, read once at its end."""
 
     loss: torch.Tensor
+    first_loss: torch.Tensor | None = None
     code_sum: torch.Tensor | None = None
     active: torch.Tensor | None = None
     n_samples: int = 0
@@ -283,6 +286,8 @@ def run_epoch(
     for i, start in enumerate(range(0, n, batch_size), start=1):
         xb = X.index_select(0, perm[start : start + batch_size])  # 4x faster than X[idx]
         terms = train_step(module, optimizer, xb, spec, noise_fn)
+        if stats.first_loss is None:  # the objective before any step of this epoch
+            stats.first_loss = terms.total
         loss_sum.add_(terms.total, alpha=xb.shape[0])
         if track_code:
             code = terms.code
@@ -522,6 +527,8 @@ class _Loop:
         )
         loss = float(stats.loss) / stats.n_samples
         check_finite(loss, where)
+        if self.history.initial_loss is None:  # read once, at the end of training
+            self.history.initial_loss = stats.first_loss
         self.history.loss_curve.append(loss)
         self.history.n_iter += 1
         return stats, loss
@@ -674,6 +681,10 @@ def train(
                 fit_minibatch(loop, X, X_val)
             optimizer_state = copy.deepcopy(optimizer.state_dict())
             spec = loop.spec
+            this_call = history.loss_curve[state.n_iter :]
+            advice = f"Lower learning_rate (for example to {schedule.learning_rate / 10:g})"
+            where = f"epoch {history.n_iter}"
+            check_no_blow_up(this_call, float(history.initial_loss), where, advice)
     generator_states = (cpu_gen.get_state(), None if dev_gen is cpu_gen else dev_gen.get_state())
     new_state = TrainState(
         generator_states,

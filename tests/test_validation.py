@@ -4,6 +4,7 @@ import copy
 import io
 import re
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -445,3 +446,46 @@ def test_successful_warm_start_does_not_touch_the_previous_optimizer_state(X_sma
     snapshot = copy.deepcopy(saved)
     sae.partial_fit(X_small)
     assert _deep_equal(saved, snapshot)  # the old state object was not trained in place
+
+
+# ------------------------------------------------------------- finite blow-ups
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},  # the defaults
+        {"sparsity": "topk"},
+        {"activation": "relu", "sparsity": "l1"},
+        {"loss": "mse", "activation": "relu", "sparsity": "l1"},
+    ],
+)
+def test_a_finite_blow_up_is_an_error_that_names_learning_rate(digits_raw, params):
+    """learning_rate=1e3 once returned models with a training FVU of 429 to 2.9e8.
+
+    Measured (digits / 16, 64 units, 30 epochs): the best epoch's loss is 700 to 7e10
+    times the starting model's."""
+    X = digits_raw[0] / 16.0
+    sae = SparseAutoencoderTransformer(64, learning_rate=1e3, max_iter=30, random_state=0)
+    with pytest.raises(
+        DivergedError, match=r"loss rose from .* Lower learning_rate \(for example to 100\)"
+    ):
+        sae.set_params(**params).fit(X)
+    assert not hasattr(sae, "module_")
+
+
+def test_a_model_worse_than_the_mean_is_an_error(digits_raw):
+    """learning_rate=1.0 with ReLU and L1 ends 9.3 times worse than predicting the mean."""
+    X = digits_raw[0] / 16.0
+    sae = SparseAutoencoderTransformer(
+        64, loss="mse", activation="relu", sparsity="l1", learning_rate=1.0, max_iter=30
+    )
+    with pytest.raises(DivergedError, match=r"reconstructs X \S+ times worse than its mean"):
+        sae.set_params(random_state=0).fit(X)
+
+
+def test_blow_up_rule_leaves_healthy_fits_alone(digits_raw):
+    X = digits_raw[0][:300] / 16.0
+    for params in ({"learning_rate": 1e-2}, {"solver": "lbfgs", "max_iter": 30}):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sae = SparseAutoencoderTransformer(16, random_state=0, **params).fit(X)
+        assert sae.fraction_variance_unexplained_ < 1.0
