@@ -16,7 +16,6 @@ __all__ = [
     "num_threads",
     "resolve_device",
     "step_flops",
-    "tensors_to_cpu",
     "threads_for",
     "to_numpy",
     "to_tensor",
@@ -209,14 +208,3 @@ def num_threads(n: int | None):
         yield n
     finally:
         torch.set_num_threads(previous)
-
-
-def tensors_to_cpu(obj):
-    """``obj`` with every tensor in it (in dicts, lists, tuples) detached and on the CPU."""
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().to("cpu")
-    if isinstance(obj, dict):
-        return {k: tensors_to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(tensors_to_cpu(v) for v in obj)
-    return obj
