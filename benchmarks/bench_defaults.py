@@ -197,20 +197,24 @@ def ours_label(params):
     return "ours" + (" " + json.dumps(params) if params else " (defaults)")
 
 
+def ours_contenders(w, ours_params):
+    """One ``(name, estimator, reconstruct)`` per candidate parameter set of ours."""
+    return [
+        (
+            ours_label(params),
+            SparseAutoencoderTransformer(n_components=w, random_state=0, **params),
+            lambda est, X: est.inverse_transform(est.transform(X)),
+        )
+        for params in ours_params
+    ]
+
+
 def contenders(X_train, w, ours_params, quick):
     """``[(name, estimator or None, reconstruct)]`` that apply to this data."""
     d = X_train.shape[1]
     in01 = X_train.min() >= 0.0 and X_train.max() <= 1.0
     nonneg = X_train.min() >= 0.0
-    out = [("input features", None, lambda est, X: X)]
-    for params in ours_params:
-        out.append(
-            (
-                ours_label(params),
-                SparseAutoencoderTransformer(n_components=w, random_state=0, **params),
-                lambda est, X: est.inverse_transform(est.transform(X)),
-            )
-        )
+    out = [("input features", None, lambda est, X: X), *ours_contenders(w, ours_params)]
     out.append(
         (
             f"PCA({min(w, d)})",
@@ -401,15 +405,7 @@ def main():
         tic = time.perf_counter()
         X_train, X_test, y_train, y_test = scale_data(args.quick)
         w = args.width or 128
-        cands = [("input features", None, lambda est, X: X)]
-        for params in ours_params:
-            cands.append(
-                (
-                    ours_label(params),
-                    SparseAutoencoderTransformer(n_components=w, random_state=0, **params),
-                    lambda est, X: est.inverse_transform(est.transform(X)),
-                )
-            )
+        cands = [("input features", None, lambda est, X: X), *ours_contenders(w, ours_params)]
         cands += [
             (
                 f"BernoulliRBM({w}, n_iter=10)",
