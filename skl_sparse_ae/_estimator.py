@@ -237,6 +237,11 @@ class SparseAutoencoderTransformer(
     loss_curve_ : list of float
         Training objective :math:`J` per epoch (or iteration).
 
+    mean_activation_curve_ : list of float or None
+        Mean activation of the code per epoch, averaged over the epoch's batches
+        (of the corrupted inputs, when denoising; the codes the sparsity penalty
+        saw), before any ``code_scale_``. None with ``solver="lbfgs"``.
+
     validation_scores_ : list of float or None
         With ``early_stopping=True``, the negative mean squared reconstruction
         error of the held-out data after each epoch, else None. It is computed on
@@ -726,6 +731,7 @@ class SparseAutoencoderTransformer(
             self._optimizer_state,
             list(self.loss_curve_),
             self.n_iter_,
+            list(getattr(self, "mean_activation_curve_", None) or []),
             sparsity_weight=getattr(self, "sparsity_weight_", None)
             if self._steers_sparsity()
             else None,
@@ -746,6 +752,7 @@ class SparseAutoencoderTransformer(
         self._generator_states = state.generator_states
         self.n_iter_ = history.n_iter
         self.loss_curve_ = history.loss_curve
+        self.mean_activation_curve_ = history.mean_activation_curve
         self.validation_scores_ = history.validation_scores
         self.best_validation_score_ = history.best_validation_score
         self.sparsity_weight_ = result.objective.sparsity_weight

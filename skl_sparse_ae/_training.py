@@ -119,6 +119,8 @@ class TrainState:
         Adam's ``state_dict`` (None: a new Adam).
     loss_curve : list of float
         The loss per epoch so far.
+    mean_activation_curve : list of float
+        The mean activation of the code per epoch so far (Adam only).
     n_iter : int
         Epochs so far.
     sparsity_weight : float or None
@@ -132,6 +134,7 @@ class TrainState:
     optimizer_state: dict | None = None
     loss_curve: list = field(default_factory=list)
     n_iter: int = 0
+    mean_activation_curve: list = field(default_factory=list)
     sparsity_weight: float | None = None
     initialized: bool = False
 
@@ -155,6 +158,8 @@ class History:
     """What a training run reports back (the loss per epoch, the stopping rule)."""
 
     loss_curve: list = field(default_factory=list)
+    #: the code's mean activation over each epoch's batches (None for L-BFGS)
+    mean_activation_curve: list | None = None
     validation_scores: list | None = None
     best_loss: float = math.inf
     best_validation_score: float | None = None
@@ -200,6 +205,8 @@ class EpochStats:
     code_sum: torch.Tensor | None = None
     active: torch.Tensor | None = None
     n_samples: int = 0
+    #: ``code_sum``'s mean per sample, once read on the host
+    mean_activation: float | None = None
 
 
 def train_step(
@@ -307,7 +314,7 @@ def epoch_line(label, stats: EpochStats, loss, val_score, seconds, n_components)
     if val_score is not None:
         line += f", validation score {val_score:.6g}"
     if stats.code_sum is not None and stats.n_samples:
-        mean_act = float(stats.code_sum.mean()) / stats.n_samples
+        mean_act = stats.mean_activation
         l0 = float(stats.active) / stats.n_samples
         line += f", mean activation {mean_act:.4g}, active units {l0:.2f}/{n_components}"
     return line + f", {seconds:.3f} s"
@@ -521,15 +528,18 @@ class _Loop:
             batch_size=self.batch_size,
             generator=self.generator,
             noise_fn=self.noise_fn,
-            track_code=self.schedule.verbose > 0 or self.schedule.steer_sparsity,
+            track_code=True,
             verbose=self.schedule.verbose,
             desc=desc,
         )
-        loss = float(stats.loss) / stats.n_samples
+        # one host read for both sums (a device synchronisation each)
+        loss_sum, code_mean = torch.stack([stats.loss, stats.code_sum.mean()]).tolist()
+        loss, stats.mean_activation = loss_sum / stats.n_samples, code_mean / stats.n_samples
         check_finite(loss, where)
         if self.history.initial_loss is None:  # read once, at the end of training
             self.history.initial_loss = stats.first_loss
         self.history.loss_curve.append(loss)
+        self.history.mean_activation_curve.append(stats.mean_activation)
         self.history.n_iter += 1
         return stats, loss
 
@@ -544,7 +554,7 @@ class _Loop:
         if not self.schedule.steer_sparsity:
             return True
         scale, shift = ACTIVATIONS[self.module.activation].unit_interval
-        rho_hat = float(stats.code_sum.mean()) / stats.n_samples * scale + shift
+        rho_hat = stats.mean_activation * scale + shift
         self.spec, on_target = steer_weight(self.spec, rho_hat)
         return on_target
 
@@ -668,6 +678,7 @@ def train(
         else:
             history = History(
                 loss_curve=list(state.loss_curve),
+                mean_activation_curve=list(state.mean_activation_curve),
                 best_loss=min(state.loss_curve, default=math.inf),
                 n_iter=state.n_iter,
             )
@@ -691,6 +702,7 @@ def train(
         optimizer_state,
         history.loss_curve,
         history.n_iter,
+        history.mean_activation_curve or [],
         sparsity_weight=spec.sparsity_weight if schedule.steer_sparsity else None,
         initialized=True,
     )
