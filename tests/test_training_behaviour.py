@@ -13,8 +13,9 @@ import warnings
 import numpy as np
 import pytest
 from classic import classic
-from skl_sparse_ae import SparseAutoencoderTransformer
 from sklearn.exceptions import ConvergenceWarning
+
+from skl_sparse_ae import SparseAutoencoderTransformer
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +192,9 @@ def test_mean_activation_curve_records_each_epoch(digits):
     )
     _fit(sae, digits)
     assert len(sae.mean_activation_curve_) == len(sae.loss_curve_) == sae.n_iter_ == 3
-    np.testing.assert_allclose(sae.mean_activation_curve_[0], sae.mean_activation_.mean(), rtol=1e-9)
+    np.testing.assert_allclose(
+        sae.mean_activation_curve_[0], sae.mean_activation_.mean(), rtol=1e-9
+    )
     sae.partial_fit(digits)
     assert len(sae.mean_activation_curve_) == 4
 
