@@ -13,6 +13,7 @@ import copy
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.base import (
     BaseEstimator,
@@ -37,12 +38,18 @@ from ._diagnostics import fitted_diagnostics, warn_at_caller
 from ._model import SparseAutoencoder
 from ._objective import Objective
 from ._persistence import loadable_state, portable_state
+from ._rows import as_rows
 from ._sparsity import ACTIVATIONS, SPARSITY, activity_threshold, mechanism
 from ._training import Schedule, TrainState, train
 
 __all__ = ["SparseAutoencoderTransformer"]
 
 _FLOAT_DTYPES = (np.float64, np.float32)
+
+
+def _n_values(X) -> int:
+    """Entries of ``X``, dense or sparse (a sparse matrix's ``size`` is its nnz)."""
+    return X.shape[0] * X.shape[1]
 
 
 class SparseAutoencoderTransformer(
@@ -449,7 +456,7 @@ class SparseAutoencoderTransformer(
             return self.loss
         if continuing and hasattr(self, "loss_"):
             return self.loss_
-        in_unit_interval = X.size > 0 and X.min() >= 0 and X.max() <= 1
+        in_unit_interval = _n_values(X) > 0 and X.min() >= 0 and X.max() <= 1
         sigmoid_ok = self.output_activation in ("auto", "sigmoid")
         return "bce" if in_unit_interval and sigmoid_ok else "mse"
 
@@ -504,7 +511,7 @@ class SparseAutoencoderTransformer(
         self._resolved_k()
 
     def _check_X_range(self, X, loss: str) -> None:
-        if loss == "bce" and X.size and (X.min() < 0 or X.max() > 1):
+        if loss == "bce" and _n_values(X) and (X.min() < 0 or X.max() > 1):
             chosen = " (chosen by loss='auto' at the first fit)" if self.loss == "auto" else ""
             raise ValueError(
                 f"loss='bce'{chosen} needs X in [0, 1] (it is a cross-entropy between "
@@ -571,8 +578,9 @@ class SparseAutoencoderTransformer(
         """Rows per inference chunk: bounded memory, independent of ``n_samples``."""
         return max(256, 2**21 // max(module.sizes))
 
-    def _map_batches(self, X: np.ndarray, fn, out_width: int, out_dtype) -> np.ndarray:
-        """Apply ``fn`` (tensor -> tensor) to fixed-size chunks of ``X``."""
+    def _map_batches(self, X, fn, out_width: int, out_dtype) -> np.ndarray:
+        """Apply ``fn`` (tensor -> tensor) to fixed-size chunks of ``X`` (a sparse
+        ``X`` is densified one chunk at a time)."""
         module = self.module_
         device = next(module.parameters()).device
         dtype = next(module.parameters()).dtype
@@ -582,7 +590,9 @@ class SparseAutoencoderTransformer(
         with num_threads(threads):
             with torch.inference_mode():
                 for start in range(0, X.shape[0], rows):
-                    chunk = to_tensor(X[start : start + rows], device, dtype)
+                    block = X[start : start + rows]
+                    block = block.toarray() if sp.issparse(block) else block
+                    chunk = to_tensor(block, device, dtype)
                     out[start : start + rows] = to_numpy(fn(chunk), out_dtype)
         return out
 
@@ -610,8 +620,10 @@ class SparseAutoencoderTransformer(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data. A sparse matrix stays sparse: each minibatch is
+            densified on its own, so memory is bounded by the batch and the
+            model (``solver="lbfgs"``, a full-batch method, densifies ``X``).
         y : None
             Ignored.
 
@@ -643,7 +655,7 @@ class SparseAutoencoderTransformer(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             One block of training data.
         y : None
             Ignored.
@@ -664,6 +676,7 @@ class SparseAutoencoderTransformer(
         X = validate_data(
             self,
             X,
+            accept_sparse="csr",
             dtype=_FLOAT_DTYPES,
             reset=not continuing,
             ensure_min_samples=2 if (self.early_stopping and not incremental) else 1,
@@ -675,7 +688,7 @@ class SparseAutoencoderTransformer(
             module, state = self._restore(X.shape[1], loss, device)
         else:
             module, state = self._build(X, loss, device)
-        Xt = to_tensor(X, device, next(module.parameters()).dtype)
+        Xt = as_rows(X, device, next(module.parameters()).dtype)
         objective = self._objective(X.shape[1], loss)
         result = train(module, Xt, objective, self._schedule(incremental), state)
         self._commit(module, result, Xt, X.dtype)
@@ -789,7 +802,7 @@ class SparseAutoencoderTransformer(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Data to encode.
 
         Returns
@@ -798,7 +811,7 @@ class SparseAutoencoderTransformer(
             The codes, in the dtype of ``X`` (float32 or float64).
         """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=_FLOAT_DTYPES, reset=False)
+        X = validate_data(self, X, accept_sparse="csr", dtype=_FLOAT_DTYPES, reset=False)
         width = self.components_.shape[0]  # as fitted, whatever n_components is now
         scale = self._code_scale_tensor()
         return self._map_batches(X, lambda x: self.module_.encode(x)[1] / scale, width, X.dtype)
@@ -808,7 +821,7 @@ class SparseAutoencoderTransformer(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_components)
+        X : {array-like, sparse matrix} of shape (n_samples, n_components)
             Codes, as returned by :meth:`transform`.
 
         Returns
@@ -817,7 +830,7 @@ class SparseAutoencoderTransformer(
             The reconstructions: the code times ``code_scale_``, decoded.
         """
         check_is_fitted(self)
-        X = check_array(X, dtype=_FLOAT_DTYPES, input_name="X")
+        X = check_array(X, accept_sparse="csr", dtype=_FLOAT_DTYPES, input_name="X")
         if X.shape[1] != self.components_.shape[0]:
             raise ValueError(
                 f"X has {X.shape[1]} features, but inverse_transform expects codes of "
@@ -833,7 +846,7 @@ class SparseAutoencoderTransformer(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Data.
 
         Returns
@@ -842,7 +855,7 @@ class SparseAutoencoderTransformer(
             :math:`-\\frac{1}{d}\\sum_f (\\hat x_{if} - x_{if})^2`; higher is better.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=_FLOAT_DTYPES, reset=False)
+        X = validate_data(self, X, accept_sparse="csr", dtype=_FLOAT_DTYPES, reset=False)
         return -self._squared_errors(X)
 
     def score(self, X, y=None):
@@ -852,7 +865,7 @@ class SparseAutoencoderTransformer(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Data.
         y : None
             Ignored.
@@ -874,6 +887,7 @@ class SparseAutoencoderTransformer(
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = True
         return tags
 
     def __getstate__(self):

@@ -8,6 +8,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from ._rows import SparseRows, standardization
 from ._sparsity import ACTIVATIONS, mechanism
 
 __all__ = ["AutoencoderOutput", "SparseAutoencoder"]
@@ -177,19 +178,17 @@ class SparseAutoencoder(nn.Module):
         return (reconstruction - x) / self.input_scale
 
     @torch.no_grad()
-    def initialize(self, X: torch.Tensor, generator: torch.Generator) -> None:
+    def initialize(self, X: torch.Tensor | SparseRows, generator: torch.Generator) -> None:
         """Initialise a new model from its training data ``X``, before training.
 
         A linear output gets the standardisation ``(x - mean) / s``, with ``s`` the
         root mean square of the centred data (one global scale, so that penalty
-        weights mean the same whatever the units of ``X``); then
+        weights mean the same whatever the units of ``X``;
+        :func:`._rows.standardization`, which also reads sparse rows); then
         :meth:`reset_parameters` draws the weights from ``generator``.
         """
-        x_mean = X.mean(dim=0)
+        x_mean, scale = standardization(X)
         if self.output_activation == "linear":
-            centred = X - x_mean
-            peak = float(centred.abs().max())  # RMS of centred / peak: no overflow
-            scale = peak * float((centred / peak).pow(2).mean().sqrt()) if peak > 0 else 0.0
             self.set_standardization(x_mean, scale if scale > 0 else 1.0)
         self.reset_parameters(generator, x_mean)
 

@@ -11,7 +11,9 @@ minibatch Adam, one ``partial_fit`` epoch and full-batch L-BFGS, and the stoppin
 The loops keep ``X`` as one tensor on its device, draw one permutation per epoch
 from a local generator and gather batches with ``index_select``: no
 ``DataLoader``, no per-sample Python and no host synchronisation inside an epoch
-(the epoch loss is accumulated on the device and read once per epoch). Models with
+(the epoch loss is accumulated on the device and read once per epoch). Sparse
+training data stay sparse on the host (:class:`._rows.SparseRows`): each batch is
+densified on its own, so memory is bounded by the batch and the model. Models with
 one code layer and a dense code take a step with the gradient written out
 (:mod:`._analytic`), and Adam's fused kernel is called directly
 (:class:`._optim.LeanAdam`): on small problems, where per-operation overhead
@@ -36,6 +38,7 @@ from ._diagnostics import check_finite, check_no_blow_up
 from ._model import SparseAutoencoder
 from ._objective import Objective, StepOutput, objective
 from ._optim import make_adam, optimizer_step
+from ._rows import SparseRows
 from ._sparsity import ACTIVATIONS, activity_threshold
 
 __all__ = [
@@ -281,7 +284,9 @@ def run_epoch(
     the code's column sums and the count of active units.
     """
     n = X.shape[0]
-    perm = torch.randperm(n, generator=generator).to(X.device, non_blocking=True)
+    perm = torch.randperm(n, generator=generator)
+    if isinstance(X, torch.Tensor):  # SparseRows selects its rows on the host
+        perm = perm.to(X.device, non_blocking=True)
     loss_sum = torch.zeros((), device=X.device, dtype=X.dtype)
     stats = EpochStats(loss=loss_sum, n_samples=n)
     threshold = activity_threshold(module.sparsity, module.activation)
@@ -320,16 +325,31 @@ def epoch_line(label, stats: EpochStats, loss, val_score, seconds, n_components)
     return line + f", {seconds:.3f} s"
 
 
-def validation_score(module: SparseAutoencoder, X_val: torch.Tensor) -> torch.Tensor:
-    """Negative mean squared reconstruction error on held-out data, on the loss's scale."""
+def validation_score(module: SparseAutoencoder, X_val: torch.Tensor | SparseRows) -> torch.Tensor:
+    """Negative mean squared reconstruction error on held-out data, on the loss's scale.
+
+    Sparse rows are read in chunks of :data:`SPARSE_CHUNK_ROWS`, densified one at a time.
+    """
     with torch.no_grad():
-        return -module.residual(module(X_val).reconstruction, X_val).pow(2).mean()
+        if isinstance(X_val, torch.Tensor):
+            return -module.residual(module(X_val).reconstruction, X_val).pow(2).mean()
+        total = sum(
+            module.residual(module(x).reconstruction, x).pow(2).sum()
+            for x in X_val.split(SPARSE_CHUNK_ROWS)
+        )
+        return -total / (X_val.shape[0] * X_val.shape[1])
 
 
-def _validation_split(X: torch.Tensor, fraction: float, generator: torch.Generator):
+#: Rows per chunk when held-out sparse rows are scored.
+SPARSE_CHUNK_ROWS = 1024
+
+
+def _validation_split(X: torch.Tensor | SparseRows, fraction: float, generator: torch.Generator):
     """``(X_train, X_val)``: a random ``fraction`` of the rows held out (at least one)."""
     n_samples = X.shape[0]
-    perm = torch.randperm(n_samples, generator=generator).to(X.device)
+    perm = torch.randperm(n_samples, generator=generator)
+    if isinstance(X, torch.Tensor):
+        perm = perm.to(X.device)
     n_val = max(1, round(fraction * n_samples))
     if n_val >= n_samples:
         raise ValueError(
@@ -637,12 +657,13 @@ def _noise_fn(schedule: Schedule, generator: torch.Generator):
 
 def train(
     module: SparseAutoencoder,
-    X: torch.Tensor,
+    X: torch.Tensor | SparseRows,
     spec: Objective,
     schedule: Schedule,
     state: TrainState,
 ) -> TrainResult:
-    """Train ``module`` on ``X`` (one tensor on the module's device), in place.
+    """Train ``module`` on ``X`` (one tensor on the module's device, or
+    :class:`._rows.SparseRows` densified a batch at a time), in place.
 
     The one front door of training. In order: hold out a validation split
     (``schedule.early_stopping``, Adam only), initialise a module that ``state``
@@ -658,6 +679,8 @@ def train(
     """
     cpu_gen, dev_gen = state.generators(X.device)
     adam = schedule.solver == "adam"
+    if not adam and isinstance(X, SparseRows):  # L-BFGS evaluates all rows at once
+        X = X.to_dense()
     X_val = None
     if adam and schedule.early_stopping and not schedule.one_epoch:
         X, X_val = _validation_split(X, schedule.validation_fraction, cpu_gen)

@@ -9,7 +9,6 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-import scipy.sparse as sp
 import torch
 from classic import CLASSIC
 from sklearn.exceptions import NotFittedError
@@ -63,11 +62,6 @@ def test_numeric_object_array_is_accepted(X_small):
     codes = _fast().fit_transform(X_small.astype(object))
     assert codes.dtype == np.float64
     assert np.isfinite(codes).all()
-
-
-def test_sparse_input_is_rejected(X_small):
-    with pytest.raises(TypeError, match="dense data is required"):
-        _fast().fit(sp.csr_matrix(X_small))
 
 
 @pytest.mark.parametrize(
