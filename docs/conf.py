@@ -14,10 +14,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # document this checkout, whatever is installed
 
-import skl_sparse_ae  # noqa: E402
-
-# the gallery fits tiny models; one thread each is fastest on small steps
+# the gallery fits small models, for which one thread is fastest (and on shared
+# cores, more threads can be many times slower); set before torch is imported
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import skl_sparse_ae  # noqa: E402
 
 project = "skl_sparse_ae"
 author = "The skl_sparse_ae developers"
