@@ -13,6 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # document this checkout, whatever is installed
+sys.path.insert(0, str(ROOT / "docs"))  # _sorting
 
 # the gallery fits small models, for which one thread is fastest (and on shared
 # cores, more threads can be many times slower); set before torch is imported
@@ -72,7 +73,7 @@ sphinx_gallery_conf = {
     "gallery_dirs": "auto_examples",
     "filename_pattern": r"/(plot_|quickstart)",  # execute every example
     "ignore_pattern": r"__init__\.py|_helpers",
-    "within_subsection_order": "FileNameSortKey",
+    "within_subsection_order": "_sorting.ExampleOrder",
     "download_all_examples": False,
     "remove_config_comments": True,
     "matplotlib_animations": False,
