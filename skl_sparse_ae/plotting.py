@@ -41,7 +41,7 @@ def _new_axes(caller: str, ax):
     """``(figure, ax)``: ``ax`` and its figure, or a new figure with one axes."""
     plt = _pyplot(caller)
     if ax is None:
-        _, ax = plt.subplots()
+        _, ax = plt.subplots(layout="constrained")
     return ax.figure, ax
 
 
@@ -421,7 +421,9 @@ class TrainingCurvesDisplay:
         panels = self._panels()
         plt = _pyplot("TrainingCurvesDisplay.plot")
         if ax is None:
-            fig, axes = plt.subplots(1, len(panels), figsize=(4.0 * len(panels), 3.2))
+            fig, axes = plt.subplots(
+                1, len(panels), figsize=(4.0 * len(panels), 3.2), layout="constrained"
+            )
             axes = np.atleast_1d(axes)
         else:
             axes = np.ravel(np.asarray(ax, dtype=object))
