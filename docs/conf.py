@@ -39,7 +39,7 @@ extensions = [
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "user_guide_src"]
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
 
 # ---------------------------------------------------------------- API reference
 autosummary_generate = True
@@ -48,19 +48,7 @@ autodoc_typehints = "none"  # numpydoc sections say the types
 numpydoc_show_class_members = False  # the class template lists the members
 numpydoc_class_members_toctree = False
 numpydoc_attributes_as_param_list = True
-numpydoc_xref_param_type = True  # types become references, so "n_features_in_" is escaped
-numpydoc_xref_ignore = "all"  # ... and words that are not aliases stay plain text
-numpydoc_xref_aliases = {
-    # numpydoc's defaults point these at python's and numpy's docs through
-    # intersphinx, which needs the network; here they stay plain text
-    **{name: name for name in ("bool", "boolean", "iterable", "sequence", "generator", "scalar")},
-    "array-like": "array-like",
-    "array_like": "array-like",
-    "SparseAutoencoderTransformer": "skl_sparse_ae.SparseAutoencoderTransformer",
-    "ComponentsDisplay": "skl_sparse_ae.plotting.ComponentsDisplay",
-    "TrainingCurvesDisplay": "skl_sparse_ae.plotting.TrainingCurvesDisplay",
-    "ActivationProfileDisplay": "skl_sparse_ae.plotting.ActivationProfileDisplay",
-}
+numpydoc_xref_param_type = False  # no intersphinx: types stay plain text
 numpydoc_validation_checks = set()
 
 # ------------------------------------------------------------------------ MyST
