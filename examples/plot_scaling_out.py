@@ -101,9 +101,7 @@ print(
 # %%
 # ``partial_fit`` records one point of ``loss_curve_`` and ``mean_activation_curve_``
 # per call, so the curves below have one point per block.
-curves = TrainingCurvesDisplay.from_estimator(model)
-curves.axes_[0].set_xlabel("partial_fit call (one block)")
-curves.axes_[1].set_xlabel("partial_fit call (one block)")
+curves = TrainingCurvesDisplay.from_estimator(model, x_label="partial_fit call (one block)")
 
 # %%
 # 3. Chunked transform of a larger-than-memory array

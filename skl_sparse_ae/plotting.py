@@ -361,13 +361,18 @@ class TrainingCurvesDisplay:
         self.estimator_name = estimator_name
 
     @classmethod
-    def from_estimator(cls, estimator, *, ax=None):
+    def from_estimator(cls, estimator, *, x_label=None, ax=None):
         """Draw the curves a fitted sparse autoencoder recorded.
 
         Parameters
         ----------
         estimator : SparseAutoencoderTransformer
             A fitted estimator.
+
+        x_label : str, default=None
+            Label of the x axes; ``None`` means ``"epoch"``, or ``"L-BFGS
+            iteration"`` for ``solver="lbfgs"`` (after ``partial_fit``, a point is
+            one call).
 
         ax : array-like of matplotlib Axes, default=None
             One axes per panel (loss, then validation score if recorded, then
@@ -384,7 +389,7 @@ class TrainingCurvesDisplay:
             validation_scores=estimator.validation_scores_,
             mean_activation_curve=estimator.mean_activation_curve_,
             sparsity_target=_target_on_code_scale(estimator),
-            x_label="L-BFGS iteration" if estimator.solver == "lbfgs" else "epoch",
+            x_label=x_label or ("L-BFGS iteration" if estimator.solver == "lbfgs" else "epoch"),
             estimator_name=_name(estimator),
         )
         return display.plot(ax=ax)

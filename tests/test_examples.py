@@ -137,4 +137,5 @@ def test_plot_scaling_out_on_a_tiny_local_cluster(run_example):
     np.testing.assert_allclose(ns["codes"].blocks[0].compute(), model.transform(first))
     assert ns["gap"] < 0.2, out
     assert ns["client"].status == "closed"
+    assert {ax.get_xlabel() for ax in ns["curves"].axes_} == {"partial_fit call (one block)"}
     assert len(figures) == 1 and _has_drawing(figures[0])

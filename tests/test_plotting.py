@@ -171,6 +171,11 @@ def test_training_curves_no_target_line_without_kl(sae_dead):
     assert display.target_line_ is None
 
 
+def test_training_curves_x_label(sae):
+    display = TrainingCurvesDisplay.from_estimator(sae, x_label="block")
+    assert [ax.get_xlabel() for ax in display.axes_] == ["block", "block"]
+
+
 def test_training_curves_in_given_axes(sae):
     fig, axes = plt.subplots(2, 1)
     display = TrainingCurvesDisplay.from_estimator(sae, ax=axes)
