@@ -44,7 +44,7 @@ class SparseAutoencoder(nn.Module):
 
         h_0 = (x - mu) / s - b_pre            (b_pre = 0 unless centring, see below)
         h_l = σ(h_{l-1} W_l^T + c_l)          l = 1 .. L-1          (encoder)
-        code = σ(h_{L-1} W_L^T + c_L)         or ReLU(TopK_k(...))   (the code)
+        code = σ(h_{L-1} W_L^T + c_L)         or the mechanism's code (TopK, ...)
         g_L = code
         g_{l-1} = σ(g_l V_l + e_l)            l = L .. 2            (decoder)
         logits = s * (g_1 V_1 + b_out) + mu
@@ -70,13 +70,19 @@ class SparseAutoencoder(nn.Module):
         Hidden-layer and code activation (TopK codes are ReLU'd TopK instead).
     output_activation : {"linear", "sigmoid"}
     k : int or None
-        Units kept per sample, for a mechanism that uses it (TopK); ignored otherwise.
+        Units kept per sample, for a mechanism that uses it (TopK, BatchTopK);
+        ignored otherwise.
     tied_weights : bool
         Decoder weights are the encoder's (one matrix per layer).
     sparsity : str or None
         The sparsity mechanism (a key of :data:`._sparsity.SPARSITY`): its code
-        function, if it has one, replaces the activation on the code layer, and a
-        ``unit_norm_decoder`` mechanism gets TopK's decoder and pre-encoder bias.
+        function, if it has one, replaces the activation on the code layer, a
+        ``unit_norm_decoder`` mechanism gets TopK's decoder and pre-encoder bias,
+        and the tensors of its ``state`` are parameters or buffers of the module
+        (BatchTopK's ``threshold``, JumpReLU's ``log_threshold``). A mechanism whose
+        code depends on the batch while training (BatchTopK) uses its learned
+        threshold in evaluation mode (``module.eval()``), where each sample's code
+        is its own.
     dtype, device
         Where the parameters live.
     """
@@ -141,6 +147,22 @@ class SparseAutoencoder(nn.Module):
         self.register_buffer(
             "samples_since_fired", torch.zeros(self.sizes[-1], device=device, dtype=torch.long)
         )
+        # The mechanism's own state (BatchTopK's threshold, JumpReLU's log θ).
+        for name, value in self._mechanism_state(factory).items():
+            if isinstance(value, nn.Parameter):
+                self.register_parameter(name, value)
+            else:
+                self.register_buffer(name, value)
+
+    def _mechanism_state(self, factory: dict) -> dict:
+        """The sparsity mechanism's tensors at their starting values (its registry's ``state``)."""
+        state = mechanism(self.sparsity).state
+        return {} if state is None else state(self.sizes[-1], factory)
+
+    def code_threshold(self) -> torch.Tensor | None:
+        """The code's learned threshold (BatchTopK's scalar, JumpReLU's θ per unit), or None."""
+        threshold = mechanism(self.sparsity).threshold
+        return None if threshold is None else threshold(self)
 
     # ------------------------------------------------------------------ weights
     def decoder_weight(self, layer: int) -> torch.Tensor:
@@ -225,6 +247,9 @@ class SparseAutoencoder(nn.Module):
             top.copy_(direction / direction.norm(dim=1, keepdim=True))
             self.encoder_weights[-1].copy_(top)
         self.samples_since_fired.zero_()
+        factory = {"dtype": self.output_bias.dtype, "device": self.output_bias.device}
+        for name, value in self._mechanism_state(factory).items():
+            getattr(self, name).copy_(value)
 
     @torch.no_grad()
     def set_code_bias(self, value: float) -> None:
@@ -264,7 +289,7 @@ class SparseAutoencoder(nn.Module):
             )
         pre_code = torch.nn.functional.linear(h, self.encoder_weights[-1], self.encoder_biases[-1])
         code_fn = mechanism(self.sparsity).code
-        code = self._act(pre_code) if code_fn is None else code_fn(pre_code, self.k)
+        code = self._act(pre_code) if code_fn is None else code_fn(pre_code, self)
         return pre_code, code
 
     def decode_normalized(self, code: torch.Tensor) -> torch.Tensor:

@@ -72,7 +72,7 @@ def _module_from_record(record: dict) -> SparseAutoencoder:
     module = SparseAutoencoder(**arch, dtype=weights["output_bias"].dtype)
     module.load_state_dict(weights)
     module.standardized = record["standardized"]
-    return module
+    return module.eval()  # a fitted module is in evaluation mode (BatchTopK's threshold)
 
 
 def portable_state(state: dict) -> dict:

@@ -36,7 +36,7 @@ from ._diagnostics import check_finite, check_no_blow_up
 from ._model import SparseAutoencoder
 from ._objective import Objective, StepOutput, objective
 from ._optim import make_adam, optimizer_step
-from ._sparsity import ACTIVATIONS, activity_threshold
+from ._sparsity import ACTIVATIONS, activity_threshold, mechanism
 
 __all__ = [
     "History",
@@ -225,7 +225,7 @@ def train_step(
     A mechanism with ``unit_norm_decoder`` (TopK) adds its two constraints around
     the step: no gradient along the decoder rows before it, unit-norm rows after
     it; and counts how long each unit has gone without firing (for AuxK's dead
-    units).
+    units). A mechanism's ``after_step`` (BatchTopK's running threshold) runs last.
     """
     if supports_analytic_step(module, spec):
         return analytic_step(module, optimizer, x, spec, noise_fn)
@@ -241,6 +241,10 @@ def train_step(
         with torch.no_grad():
             fired = (terms.output.code > 0).any(dim=0)
             module.samples_since_fired.add_(x.shape[0]).masked_fill_(fired, 0)
+    after_step = mechanism(module.sparsity).after_step
+    if after_step is not None:  # BatchTopK's running threshold
+        with torch.no_grad():
+            after_step(module, terms.output)
     return StepOutput(terms.total.detach(), terms.output.code.detach())
 
 
@@ -322,8 +326,11 @@ def epoch_line(label, stats: EpochStats, loss, val_score, seconds, n_components)
 
 def validation_score(module: SparseAutoencoder, X_val: torch.Tensor) -> torch.Tensor:
     """Negative mean squared reconstruction error on held-out data, on the loss's scale."""
+    module.eval()  # the code of inference (BatchTopK's threshold, not the batch's TopK)
     with torch.no_grad():
-        return -module.residual(module(X_val).reconstruction, X_val).pow(2).mean()
+        score = -module.residual(module(X_val).reconstruction, X_val).pow(2).mean()
+    module.train()
+    return score
 
 
 def _validation_split(X: torch.Tensor, fraction: float, generator: torch.Generator):
@@ -657,6 +664,7 @@ def train(
     ``state``'s) and the :class:`TrainState` to continue from.
     """
     cpu_gen, dev_gen = state.generators(X.device)
+    module.train()  # and eval() at the end: transform's code is per sample (BatchTopK)
     adam = schedule.solver == "adam"
     X_val = None
     if adam and schedule.early_stopping and not schedule.one_epoch:
@@ -696,6 +704,7 @@ def train(
             advice = f"Lower learning_rate (for example to {schedule.learning_rate / 10:g})"
             where = f"epoch {history.n_iter}"
             check_no_blow_up(this_call, float(history.initial_loss), where, advice)
+    module.eval()
     generator_states = (cpu_gen.get_state(), None if dev_gen is cpu_gen else dev_gen.get_state())
     new_state = TrainState(
         generator_states,
