@@ -10,7 +10,40 @@ from torch import nn
 
 from ._sparsity import ACTIVATIONS, mechanism
 
-__all__ = ["AutoencoderOutput", "SparseAutoencoder"]
+__all__ = ["AutoencoderOutput", "SparseAutoencoder", "geometric_median"]
+
+
+#: Where a ``unit_norm_decoder`` model's pre-encoder bias starts: ``"mean"`` (the
+#: data mean, Gao et al. 2024) or ``"geometric_median"`` (Bricken et al. 2023).
+#: Chosen by measurement: benchmarks/README.md.
+PRE_BIAS_START = "mean"
+#: How a ``unit_norm_decoder`` model's encoder starts: ``"decoder_transpose"``
+#: (Gao et al. 2024) or ``"uniform"`` (the rule of the other models).
+#: Chosen by measurement: benchmarks/README.md.
+ENCODER_START = "decoder_transpose"
+
+
+def geometric_median(X: torch.Tensor, n_iter: int = 100, eps: float = 1e-8) -> torch.Tensor:
+    r"""The geometric median of the rows of ``X``, by Weiszfeld's iteration.
+
+    .. math::
+
+        m = \arg\min_m \sum_i \|x_i - m\|, \qquad
+        m \leftarrow \frac{\sum_i x_i / \max(\|x_i - m\|, \epsilon)}
+                         {\sum_i 1 / \max(\|x_i - m\|, \epsilon)}
+
+    from the mean, for ``n_iter`` steps or until ``m`` moves by less than
+    ``eps`` times its norm (Bricken et al. 2023 start the pre-encoder bias here).
+    """
+    median = X.mean(dim=0)
+    for _ in range(n_iter):
+        weights = 1.0 / (X - median).norm(dim=1).clamp_min(eps)
+        new = (weights[:, None] * X).sum(dim=0) / weights.sum()
+        moved = float((new - median).norm())
+        median = new
+        if moved <= eps * max(float(median.norm()), 1.0):
+            break
+    return median
 
 
 class AutoencoderOutput(NamedTuple):
@@ -213,19 +246,30 @@ class SparseAutoencoder(nn.Module):
             peak = float(centred.abs().max())  # RMS of centred / peak: no overflow
             scale = peak * float((centred / peak).pow(2).mean().sqrt()) if peak > 0 else 0.0
             self.set_standardization(x_mean, scale if scale > 0 else 1.0)
-        self.reset_parameters(generator, x_mean)
+        pre_bias = None
+        if self.center_input and PRE_BIAS_START == "geometric_median":
+            pre_bias = geometric_median(X)
+        self.reset_parameters(generator, x_mean, pre_bias)
 
     @torch.no_grad()
-    def reset_parameters(self, generator: torch.Generator, x_mean: torch.Tensor) -> None:
+    def reset_parameters(
+        self,
+        generator: torch.Generator,
+        x_mean: torch.Tensor,
+        pre_bias: torch.Tensor | None = None,
+    ) -> None:
         """Initialise every parameter from ``generator`` and the data mean.
 
         Weights are uniform in :math:`\\pm\\sqrt{6 / (d_{in} + d_{out} + 1)}` (UFLDL's
         rule), biases zero, the output bias the (standardised) data mean, or its
         logit for a sigmoid output, so that training starts from the mean
         reconstruction. For TopK the code layer's decoder rows are random unit
-        vectors and the encoder starts as their transpose (Gao et al. 2024).
+        vectors and the encoder starts as their transpose (Gao et al. 2024;
+        ``ENCODER_START``), and ``pre_bias`` (default: the data mean;
+        ``PRE_BIAS_START``) is the pre-encoder bias's start.
         """
         x_mean = self.normalize(x_mean.to(self.output_bias))
+        pre_bias = x_mean if pre_bias is None else self.normalize(pre_bias.to(x_mean))
         params = [*self.encoder_weights]
         if not self.tied_weights:
             params += [*self.decoder_weights]
@@ -237,15 +281,16 @@ class SparseAutoencoder(nn.Module):
         for bias in [*self.encoder_biases, *self.decoder_biases]:
             bias.zero_()
         if self.pre_bias is not None:
-            self.pre_bias.copy_(x_mean)
+            self.pre_bias.copy_(pre_bias)
         if self.output_activation == "sigmoid":
             x_mean = torch.logit(x_mean.clamp(1e-3, 1.0 - 1e-3))
-        self.output_bias.copy_(x_mean)
+        self.output_bias.copy_(pre_bias if self.center_input and self.pre_bias is None else x_mean)
         if self.center_input:
             top = self.decoder_weight(len(self.sizes) - 1)
             direction = torch.randn(top.shape, generator=generator, dtype=top.dtype)
             top.copy_(direction / direction.norm(dim=1, keepdim=True))
-            self.encoder_weights[-1].copy_(top)
+            if ENCODER_START == "decoder_transpose":
+                self.encoder_weights[-1].copy_(top)
         self.samples_since_fired.zero_()
         factory = {"dtype": self.output_bias.dtype, "device": self.output_bias.device}
         for name, value in self._mechanism_state(factory).items():

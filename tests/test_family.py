@@ -311,3 +311,21 @@ def test_registry_entries_describe_the_new_mechanisms():
         "jumprelu",
     }
     assert dataclasses.replace(SPARSITY["batchtopk"], name="copy").state is not None
+
+
+def test_geometric_median_minimises_the_summed_distance():
+    """Weiszfeld's fixed point: the unit vectors to the rows sum to zero there."""
+    from skl_sparse_ae._model import geometric_median
+
+    rng = np.random.RandomState(5)
+    X = np.vstack([rng.randn(40, 3), rng.randn(5, 3) + 20.0])  # 5 outliers pull the mean
+    median = geometric_median(torch.from_numpy(X)).numpy()
+    directions = (X - median) / np.linalg.norm(X - median, axis=1, keepdims=True)
+    np.testing.assert_allclose(directions.sum(axis=0), 0.0, atol=1e-5)
+
+    def cost(m):
+        return np.linalg.norm(X - m, axis=1).sum()
+
+    assert cost(median) < cost(X.mean(axis=0))
+    for nudge in np.eye(3) * 1e-3:
+        assert cost(median) <= min(cost(median + nudge), cost(median - nudge))
