@@ -319,6 +319,19 @@ class SparseAutoencoder(nn.Module):
             parallel = (top.grad * top).sum(dim=1, keepdim=True)
             top.grad.sub_(parallel * top)
 
+    @torch.no_grad()
+    def tie_dead_encoders(self, dead: torch.Tensor) -> None:
+        r"""Point each dead unit's encoder row along its decoder row, keeping its norm.
+
+        :math:`w_j \leftarrow \|w_j\| \, v_j` for every unit :math:`j` in the
+        boolean mask ``dead`` (:math:`v_j` unit-norm): the encoder-as-transpose start
+        of Gao et al. (2024), applied again to the units AuxK is training, so that a
+        unit fires on the inputs its decoder row has learnt to reconstruct.
+        """
+        encoder = self.encoder_weights[-1]
+        tied = self.decoder_weight(len(self.sizes) - 1) * encoder.norm(dim=1, keepdim=True)
+        encoder.copy_(torch.where(dead[:, None], tied, encoder))
+
     # ------------------------------------------------------------------ forward
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(pre_code, code)`` for a batch ``x`` of shape (n, n_features)."""

@@ -30,6 +30,7 @@ __all__ = [
     "Sparsity",
     "activity_threshold",
     "auxk_loss",
+    "auxk_ties_dead_encoders",
     "batchtopk_activation",
     "jumprelu",
     "kl_divergence",
@@ -366,6 +367,24 @@ def auxk_loss(
     return loss * dead_mask.any()
 
 
+#: What AuxK does to a dead unit's encoder row. ``"learned"``: AuxK's gradient
+#: trains it, as in Gao et al. (2024); ``"decoder_transpose"``: AuxK trains only the
+#: dead units' decoder rows and the encoder row follows as their transpose. With
+#: 512 units and k = 4 on digits (squared error, Adam at 3e-3, 60 epochs),
+#: "learned" ended with 277 dead units, more than the 200 of no AuxK at all: it
+#: pushes down the pre-activations of dead units whose (still random) decoder rows
+#: do not help, and no unit revived after epoch 3; "decoder_transpose" ended with
+#: 103 (FVU 0.100 against 0.110). But at a step of 1e-2 (30 epochs) it did not
+#: help (210 against 209 dead, 512 units) and hurt the fit of 256 units with k = 8
+#: (FVU 0.243 against 0.074), so it is off (benchmarks/README.md).
+AUXK_DEAD_ENCODER = "learned"
+
+
+def auxk_ties_dead_encoders() -> bool:
+    """Whether dead units' encoder rows follow their decoder rows (``AUXK_DEAD_ENCODER``)."""
+    return AUXK_DEAD_ENCODER == "decoder_transpose"
+
+
 #: AuxK's coefficient, as in openai/sparse_autoencoder.
 AUXK_WEIGHT = 1.0 / 32.0
 
@@ -450,6 +469,10 @@ def _auxk_term(out, target, module, spec) -> torch.Tensor:
     r""":math:`\alpha_{aux}\mathcal{L}_{aux}` (:func:`auxk_loss`) over the units dead so far.
 
     A unit is dead once it has not fired for ``spec.dead_after`` training samples.
+    With ``AUXK_DEAD_ENCODER="decoder_transpose"`` (not the default) AuxK trains the
+    dead units' decoder rows only (the pre-activations pick which units and how
+    much) and training ties their encoder rows to them after each step
+    (:meth:`._model.SparseAutoencoder.tie_dead_encoders`).
     Skipping AuxK when no unit is dead needs the mask's value on the host: free on
     the CPU, a synchronisation on an accelerator, where AuxK always runs instead
     (it is then exactly zero, see :func:`auxk_loss`).
@@ -460,7 +483,8 @@ def _auxk_term(out, target, module, spec) -> torch.Tensor:
     if dead.device.type == "cpu" and not bool(dead.any()):
         return None
     residual = module.residual(target, out.reconstruction).detach()
-    loss = auxk_loss(out.pre_code, residual, dead, spec.k_aux, module.auxk_decoder(out))
+    pre_code = out.pre_code.detach() if auxk_ties_dead_encoders() else out.pre_code
+    loss = auxk_loss(pre_code, residual, dead, spec.k_aux, module.auxk_decoder(out))
     return AUXK_WEIGHT * loss
 
 

@@ -36,7 +36,7 @@ from ._diagnostics import check_finite, check_no_blow_up
 from ._model import SparseAutoencoder
 from ._objective import Objective, StepOutput, objective
 from ._optim import make_adam, optimizer_step
-from ._sparsity import ACTIVATIONS, activity_threshold, mechanism
+from ._sparsity import ACTIVATIONS, activity_threshold, auxk_ties_dead_encoders, mechanism
 
 __all__ = [
     "History",
@@ -225,7 +225,9 @@ def train_step(
     A mechanism with ``unit_norm_decoder`` (TopK) adds its two constraints around
     the step: no gradient along the decoder rows before it, unit-norm rows after
     it; and counts how long each unit has gone without firing (for AuxK's dead
-    units). A mechanism's ``after_step`` (BatchTopK's running threshold) runs last.
+    units), whose encoder rows then follow their decoder rows (AuxK's
+    :meth:`._model.SparseAutoencoder.tie_dead_encoders`). A mechanism's
+    ``after_step`` (BatchTopK's running threshold) runs last.
     """
     if supports_analytic_step(module, spec):
         return analytic_step(module, optimizer, x, spec, noise_fn)
@@ -241,6 +243,8 @@ def train_step(
         with torch.no_grad():
             fired = (terms.output.code > 0).any(dim=0)
             module.samples_since_fired.add_(x.shape[0]).masked_fill_(fired, 0)
+            if spec.k_aux > 0 and auxk_ties_dead_encoders():
+                module.tie_dead_encoders(module.samples_since_fired >= spec.dead_after)
     after_step = mechanism(module.sparsity).after_step
     if after_step is not None:  # BatchTopK's running threshold
         with torch.no_grad():

@@ -329,3 +329,18 @@ def test_geometric_median_minimises_the_summed_distance():
     assert cost(median) < cost(X.mean(axis=0))
     for nudge in np.eye(3) * 1e-3:
         assert cost(median) <= min(cost(median + nudge), cost(median - nudge))
+
+
+def test_tie_dead_encoders_points_dead_rows_along_their_decoder_rows():
+    module = SparseAutoencoder(5, 6, sparsity="topk", k=2, dtype=torch.float64)
+    module.initialize(torch.from_numpy(np.random.RandomState(6).rand(20, 5)), torch.Generator())
+    with torch.no_grad():
+        module.encoder_weights[0].normal_()  # untie them first
+    before = module.encoder_weights[0].detach().numpy().copy()
+    V = module.decoder_weight(1).detach().numpy()
+    dead = np.array([True, False, False, True, False, False])
+    module.tie_dead_encoders(torch.from_numpy(dead))
+    after = module.encoder_weights[0].detach().numpy()
+    norms = np.linalg.norm(before, axis=1, keepdims=True)
+    np.testing.assert_allclose(after[dead], (norms * V)[dead])
+    np.testing.assert_array_equal(after[~dead], before[~dead])
