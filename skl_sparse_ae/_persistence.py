@@ -22,7 +22,11 @@ from ._model import SparseAutoencoder
 __all__ = ["loadable_state", "portable_state"]
 
 #: Parameters added after 0.1.0, with the value that gives 0.1.0's behaviour.
-_NEW_PARAMETERS = {"code_scaling": None, "learning_rate_schedule": "constant"}
+_NEW_PARAMETERS = {
+    "code_scaling": None,
+    "learning_rate_schedule": "constant",
+    "matryoshka_widths": None,
+}
 
 
 def _to_arrays(obj):
