@@ -225,7 +225,8 @@ def train_step(
     A mechanism with ``unit_norm_decoder`` (TopK) adds its two constraints around
     the step: no gradient along the decoder rows before it, unit-norm rows after
     it; and counts how long each unit has gone without firing (for AuxK's dead
-    units), whose encoder rows then follow their decoder rows (AuxK's
+    units; with ``_sparsity.AUXK_DEAD_ENCODER = "decoder_transpose"``, off by
+    default, their encoder rows then follow their decoder rows,
     :meth:`._model.SparseAutoencoder.tie_dead_encoders`). A mechanism's
     ``after_step`` (BatchTopK's running threshold) runs last.
     """
