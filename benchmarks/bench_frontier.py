@@ -13,7 +13,8 @@ Columns (all on the held-out rows except ``dead`` and ``fit s``):
 - ``FVU@16``: the same, decoding the first 16 units only (what Matryoshka targets);
 - ``shrink``: sqrt(sum ||x_hat - mean||^2 / sum ||x - mean||^2);
 - ``dead``: fraction of units that never fire on the training rows (``dead_fraction_``);
-- ``fit s``: seconds of one fit (the same machine, the same run: compare ratios).
+- ``fit s``: seconds of one fit (the same machine, the same run: compare ratios);
+- ``ms/epoch``: ``fit s`` per epoch (fits stop at different epochs).
 
 Usage::
 
@@ -98,11 +99,12 @@ def frontier(name, X, quick, max_iter):
                 f"{sae.dead_fraction_:.3f}",
                 sae.n_iter_,
                 f"{seconds:.1f}",
+                f"{1000 * seconds / sae.n_iter_:.0f}",
             ]
         )
         print(" | ".join(map(str, rows[-1])), flush=True)
     print(f"\n### {name}: {X_train.shape[0]} train / {X_test.shape[0]} test, width {WIDTH}\n")
-    headers = ["contender", "L0", "FVU", "FVU@16", "shrink", "dead", "n_iter", "fit s"]
+    headers = ["contender", "L0", "FVU", "FVU@16", "shrink", "dead", "n_iter", "fit s", "ms/epoch"]
     print(table(rows, headers), flush=True)
 
 
