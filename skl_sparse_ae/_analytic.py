@@ -23,7 +23,7 @@ def supports_analytic_step(module: SparseAutoencoder, spec: Objective) -> bool:
     """Whether :func:`analytic_step` covers this model and objective.
 
     One code layer (``hidden_layer_sizes=()``), a dense code, no decoder
-    constraint, a mechanism with a written-out gradient
+    constraint, no Matryoshka prefixes, a mechanism with a written-out gradient
     (:attr:`._sparsity.Sparsity.penalty_and_grad`) or no penalty at all, and an
     output the loss sees unscaled: a linear output (standardised or not) or a
     sigmoid output on unstandardised data (what the estimator builds).
@@ -36,6 +36,7 @@ def supports_analytic_step(module: SparseAutoencoder, spec: Objective) -> bool:
         and (mech.penalty is None or mech.penalty_and_grad is not None)
         and mech.accepts(ACTIVATIONS[module.activation])
         and (module.output_activation == "linear" or not module.standardized)
+        and not spec.matryoshka_widths
     )
 
 

@@ -87,6 +87,7 @@ class Diagnostics(NamedTuple):
     code_squares: torch.Tensor
     code_range: torch.Tensor
     active_total: float
+    reconstruction_variance: float = 0.0
 
 
 @torch.inference_mode()
@@ -112,6 +113,10 @@ def training_diagnostics(
         \text{code\_range}_j = \max_i h_{ij} - \min_i h_{ij}, \qquad
         \text{active\_total} = \sum_{i,j} [h_{ij} > t]
 
+        \text{reconstruction\_variance} = \sum_{i,f} \Big(\frac{\hat x_{if} - \bar x_f}{s}\Big)^2
+
+    (the last about the data's mean :math:`\bar x`, accumulated with the same shift).
+
     The sums are additive, so ``parts`` (the training rows, split in any way, e.g.
     training and validation) are read where they are, chunk by chunk: memory is
     bounded by ``rows``, not by the number of samples, and nothing is copied to or
@@ -125,7 +130,9 @@ def training_diagnostics(
     code_max = torch.full((width,), -math.inf, device=device, dtype=acc)
     code_min = torch.full((width,), math.inf, device=device, dtype=acc)
     shifted_sum = torch.zeros(module.sizes[0], device=device, dtype=acc)
-    sums = torch.zeros(3, device=device, dtype=acc)  # squared error, shifted squares, active
+    recon_sum = torch.zeros(module.sizes[0], device=device, dtype=acc)
+    # squared error, shifted squares, active, shifted reconstruction squares
+    sums = torch.zeros(4, device=device, dtype=acc)
     shift, scale = module.input_mean.to(acc), module.input_scale.to(acc)
     n = 0
     for part in parts:
@@ -141,9 +148,14 @@ def training_diagnostics(
             shifted_sum += shifted.sum(dim=0)
             sums[0] += module.residual(out.reconstruction, x).to(acc).pow(2).sum()
             sums[1] += shifted.pow(2).sum()
+            recon = (out.reconstruction.to(acc) - shift) / scale
+            recon_sum += recon.sum(dim=0)
+            sums[3] += recon.pow(2).sum()
             n += x.shape[0]
-    squared_error, shifted_squares, active_total = sums.tolist()
+    squared_error, shifted_squares, active_total, recon_squares = sums.tolist()
+    mean = shifted_sum / max(n, 1)
     variance = shifted_squares - float(shifted_sum.pow(2).sum()) / max(n, 1)
+    recon_variance = recon_squares - 2.0 * float(recon_sum @ mean) + n * float(mean @ mean)
     return Diagnostics(
         n,
         squared_error,
@@ -152,6 +164,7 @@ def training_diagnostics(
         code_squares.cpu(),
         (code_max - code_min).cpu(),
         active_total,
+        max(recon_variance, 0.0),
     )
 
 
@@ -179,6 +192,7 @@ class FittedDiagnostics(NamedTuple):
     mean_l0: float
     dead_components: torch.Tensor
     code_rms: torch.Tensor
+    shrinkage: float = 1.0
 
 
 def fitted_diagnostics(
@@ -212,7 +226,12 @@ def fitted_diagnostics(
         fvu = stats.squared_error / stats.variance
     else:
         fvu = 0.0 if stats.squared_error == 0 else math.inf
+    if stats.variance > 0:
+        shrinkage = math.sqrt(stats.reconstruction_variance / stats.variance)
+    else:
+        shrinkage = 1.0
     return FittedDiagnostics(
+        shrinkage=shrinkage,
         reconstruction_err=stats.squared_error * scale * scale / n_values,
         fraction_variance_unexplained=fvu,
         mean_activation=stats.code_sum / stats.n_samples,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 from numbers import Integral, Real
 
 import numpy as np
@@ -88,6 +89,17 @@ class SparseAutoencoderTransformer(
       each sample, ReLU'd, and zeros the rest (Gao et al. 2024), with unit-norm
       decoder rows, a data-initialised pre-encoder bias and the AuxK loss that
       revives dead units.
+    - ``"batchtopk"``: as ``"topk"``, but training keeps the ``k * m`` largest
+      activations of the whole batch of ``m`` samples, so that ``k`` is the
+      average number of active units per sample (Bussmann et al. 2024). After
+      training the code of each sample is its own: the pre-activations above
+      ``threshold_``, a running estimate of the smallest activation training
+      kept.
+    - ``"jumprelu"``: :math:`\Omega = \frac{1}{m}\sum_i \|h_i\|_0`, the mean
+      number of active units, with the code :math:`h = z \cdot 1[z > \theta]` of
+      a learned threshold :math:`\theta_j` per unit (``threshold_``), trained
+      through straight-through gradients (Rajamanoharan et al. 2024); with TopK's
+      decoder, pre-encoder bias and AuxK.
     - ``None``: a plain (possibly denoising) autoencoder.
 
     Parameters
@@ -115,7 +127,7 @@ class SparseAutoencoderTransformer(
         ``X`` lies in ``[0, 1]`` (and the output may be a sigmoid), ``"mse"``
         otherwise; ``loss_`` says which.
 
-    sparsity : {"kl", "l1", "topk"} or None, default="kl"
+    sparsity : {"kl", "l1", "topk", "batchtopk", "jumprelu"} or None, default="kl"
         Sparsity mechanism, see above.
 
     sparsity_target : float or "auto", default="auto"
@@ -131,12 +143,26 @@ class SparseAutoencoderTransformer(
         mean activation meets ``sparsity_target`` (within about 30 %), and the code
         biases start where the code meets it; training does not stop before the
         target is met (within 10 % on the training batches). With L-BFGS it is 1;
-        for L1, 0.1. ``sparsity_weight_`` holds the final value. A number fixes
-        :math:`\beta` (the UFLDL recipe: 3; Keras' ``l1(c)``: ``c``).
+        for L1, 0.1; for JumpReLU, 0.3. ``sparsity_weight_`` holds the final value.
+        A number fixes :math:`\beta` (the UFLDL recipe: 3; Keras' ``l1(c)``: ``c``).
+        For JumpReLU, :math:`\beta` is the reconstruction cost (half the squared
+        error summed over features, of ``X`` standardised to unit RMS) that one more
+        active unit per sample must save: on digits, 0.03 to 1 spans about 23 to
+        4 active units (256 units, 200 epochs).
 
     k : int, default=None
-        Active units per sample for ``sparsity="topk"``, ``1 <= k <=
-        n_components``. ``None`` means ``max(1, n_components // 8)``.
+        Active units per sample for ``sparsity="topk"`` (on average, for
+        ``"batchtopk"``), ``1 <= k <= n_components``. ``None`` means
+        ``max(1, n_components // 8)``.
+
+    matryoshka_widths : tuple of int, default=None
+        Increasing widths :math:`m_1 < m_2 < \dots` below ``n_components`` of
+        nested dictionaries (Matryoshka SAEs, Bussmann et al. 2025): the
+        reconstruction term is the mean of the reconstruction losses of the code
+        truncated to its first :math:`m_g` units and of the whole code, so that the
+        first units form a good small dictionary on their own. With
+        ``sparsity`` ``"l1"``, ``"topk"``, ``"batchtopk"`` or ``"jumprelu"``. None:
+        the whole code only.
 
     weight_decay : float, default=1e-4
         :math:`\lambda`, the L2 penalty on weights (not biases).
@@ -292,6 +318,24 @@ class SparseAutoencoderTransformer(
         activation's midpoint :math:`t`: 0.5 for a sigmoid code, 0 for tanh, ReLU
         and TopK codes (a TopK code has ``mean_l0_ <= k``).
 
+    fraction_variance_explained_ : float
+        ``1 - fraction_variance_unexplained_`` (the "explained variance" SAE papers
+        report).
+
+    shrinkage_ : float
+        :math:`\sqrt{\sum_i \|\hat x_i - \bar x\|^2 / \sum_i \|x_i - \bar x\|^2}`
+        on the training data: the norm of the reconstructions relative to that of
+        the inputs, about their mean. Below 1 the code shrinks (as an L1 penalty
+        does); 1 for a perfect reconstruction.
+
+    dead_fraction_ : float
+        The fraction of ``dead_components_``.
+
+    threshold_ : float or ndarray of shape (n_components,)
+        Only for ``sparsity="batchtopk"`` (a float) and ``"jumprelu"`` (one per
+        unit): the learned threshold above which a unit's raw code (before
+        ``code_scale_``) is kept.
+
     dead_components_ : ndarray of shape (n_components,), dtype=bool
         :math:`\max_i h_{ij} - \min_i h_{ij} \le 10^{-6}`: units whose code is
         the same on every training sample, so that they carry no information.
@@ -335,6 +379,7 @@ class SparseAutoencoderTransformer(
         "sparsity_target": [Interval(Real, 0, 1, closed="neither"), StrOptions({"auto"})],
         "sparsity_weight": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "k": [Interval(Integral, 1, None, closed="left"), None],
+        "matryoshka_widths": ["array-like", None],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "noise": [Interval(Real, 0, None, closed="left")],
         "noise_type": [StrOptions({"gaussian", "masking"})],
@@ -368,6 +413,7 @@ class SparseAutoencoderTransformer(
         sparsity_target="auto",
         sparsity_weight="auto",
         k=None,
+        matryoshka_widths=None,
         weight_decay=1e-4,
         noise=0.2,
         noise_type="masking",
@@ -397,6 +443,7 @@ class SparseAutoencoderTransformer(
         self.sparsity_target = sparsity_target
         self.sparsity_weight = sparsity_weight
         self.k = k
+        self.matryoshka_widths = matryoshka_widths
         self.weight_decay = weight_decay
         self.noise = noise
         self.noise_type = noise_type
@@ -475,6 +522,29 @@ class SparseAutoencoderTransformer(
             )
         return k
 
+    def _resolved_matryoshka_widths(self) -> tuple[int, ...]:
+        """``matryoshka_widths`` as a tuple, checked; the whole width is implied."""
+        if self.matryoshka_widths is None:
+            return ()
+        widths = tuple(np.ravel(self.matryoshka_widths).tolist())
+        ok = all(isinstance(w, Integral) and not isinstance(w, bool) for w in widths)
+        if not widths or not ok or widths[0] < 1 or widths[-1] > self.n_components:
+            raise ValueError(
+                "matryoshka_widths must be a non-empty tuple of increasing integers in "
+                f"[1, n_components={self.n_components}]; got {self.matryoshka_widths!r}."
+            )
+        if any(b <= a for a, b in itertools.pairwise(widths)):
+            raise ValueError(
+                f"matryoshka_widths must be strictly increasing; got {self.matryoshka_widths!r}."
+            )
+        if not mechanism(self.sparsity).matryoshka:
+            allowed = sorted(name for name, m in SPARSITY.items() if m.matryoshka)
+            raise ValueError(
+                f"matryoshka_widths needs a sparse code whose zeros mean 'off': sparsity "
+                f"in {allowed}; got sparsity={self.sparsity!r}."
+            )
+        return tuple(int(w) for w in widths if w < self.n_components)
+
     def _check_config(self) -> None:
         """Rules that involve several parameters (single values are checked by
         ``_parameter_constraints``)."""
@@ -509,6 +579,7 @@ class SparseAutoencoderTransformer(
             )
         self._resolved_hidden_sizes()
         self._resolved_k()
+        self._resolved_matryoshka_widths()
 
     def _check_X_range(self, X, loss: str) -> None:
         if loss == "bce" and _n_values(X) and (X.min() < 0 or X.max() > 1):
@@ -520,15 +591,16 @@ class SparseAutoencoderTransformer(
             )
 
     def _objective(self, n_features: int, loss: str) -> Objective:
-        k = self._resolved_k()
+        auxk = mechanism(self.sparsity).unit_norm_decoder  # dead units are counted
         return Objective(
             loss=loss,
             sparsity=self.sparsity,
             sparsity_target=self._resolved_sparsity_target(),
             sparsity_weight=self._initial_sparsity_weight(),
             weight_decay=float(self.weight_decay),
-            k_aux=0 if k is None else min(max(1, n_features // 2), self.n_components),
+            k_aux=min(max(1, n_features // 2), self.n_components) if auxk else 0,
             dead_after=None,  # one pass over the training rows
+            matryoshka_widths=self._resolved_matryoshka_widths(),
         )
 
     def _resolved_sparsity_target(self) -> float:
@@ -786,6 +858,15 @@ class SparseAutoencoderTransformer(
         self.mean_activation_ = diag.mean_activation.numpy()
         self.mean_l0_ = diag.mean_l0
         self.dead_components_ = diag.dead_components.numpy()
+        self.fraction_variance_explained_ = 1.0 - diag.fraction_variance_unexplained
+        self.shrinkage_ = diag.shrinkage
+        self.dead_fraction_ = float(self.dead_components_.mean())
+        threshold = module.code_threshold()
+        if threshold is not None:
+            threshold = threshold.detach().cpu().double().numpy()
+            self.threshold_ = float(threshold) if threshold.ndim == 0 else threshold
+        else:
+            self.__dict__.pop("threshold_", None)
         rms = diag.code_rms.numpy()
         if self.code_scaling == "rms":  # zeros stay zeros; a unit that is always 0 keeps 1
             self.code_scale_ = np.where(rms > 0, rms, 1.0)

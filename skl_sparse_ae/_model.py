@@ -11,7 +11,40 @@ from torch import nn
 from ._rows import SparseRows, standardization
 from ._sparsity import ACTIVATIONS, mechanism
 
-__all__ = ["AutoencoderOutput", "SparseAutoencoder"]
+__all__ = ["AutoencoderOutput", "SparseAutoencoder", "geometric_median"]
+
+
+#: Where a ``unit_norm_decoder`` model's pre-encoder bias starts: ``"mean"`` (the
+#: data mean, Gao et al. 2024) or ``"geometric_median"`` (Bricken et al. 2023).
+#: Chosen by measurement: benchmarks/README.md.
+PRE_BIAS_START = "mean"
+#: How a ``unit_norm_decoder`` model's encoder starts: ``"decoder_transpose"``
+#: (Gao et al. 2024) or ``"uniform"`` (the rule of the other models).
+#: Chosen by measurement: benchmarks/README.md.
+ENCODER_START = "decoder_transpose"
+
+
+def geometric_median(X: torch.Tensor, n_iter: int = 100, eps: float = 1e-8) -> torch.Tensor:
+    r"""The geometric median of the rows of ``X``, by Weiszfeld's iteration.
+
+    .. math::
+
+        m = \arg\min_m \sum_i \|x_i - m\|, \qquad
+        m \leftarrow \frac{\sum_i x_i / \max(\|x_i - m\|, \epsilon)}
+                         {\sum_i 1 / \max(\|x_i - m\|, \epsilon)}
+
+    from the mean, for ``n_iter`` steps or until ``m`` moves by less than
+    ``eps`` times its norm (Bricken et al. 2023 start the pre-encoder bias here).
+    """
+    median = X.mean(dim=0)
+    for _ in range(n_iter):
+        weights = 1.0 / (X - median).norm(dim=1).clamp_min(eps)
+        new = (weights[:, None] * X).sum(dim=0) / weights.sum()
+        moved = float((new - median).norm())
+        median = new
+        if moved <= eps * max(float(median.norm()), 1.0):
+            break
+    return median
 
 
 class AutoencoderOutput(NamedTuple):
@@ -45,7 +78,7 @@ class SparseAutoencoder(nn.Module):
 
         h_0 = (x - mu) / s - b_pre            (b_pre = 0 unless centring, see below)
         h_l = σ(h_{l-1} W_l^T + c_l)          l = 1 .. L-1          (encoder)
-        code = σ(h_{L-1} W_L^T + c_L)         or ReLU(TopK_k(...))   (the code)
+        code = σ(h_{L-1} W_L^T + c_L)         or the mechanism's code (TopK, ...)
         g_L = code
         g_{l-1} = σ(g_l V_l + e_l)            l = L .. 2            (decoder)
         logits = s * (g_1 V_1 + b_out) + mu
@@ -71,13 +104,19 @@ class SparseAutoencoder(nn.Module):
         Hidden-layer and code activation (TopK codes are ReLU'd TopK instead).
     output_activation : {"linear", "sigmoid"}
     k : int or None
-        Units kept per sample, for a mechanism that uses it (TopK); ignored otherwise.
+        Units kept per sample, for a mechanism that uses it (TopK, BatchTopK);
+        ignored otherwise.
     tied_weights : bool
         Decoder weights are the encoder's (one matrix per layer).
     sparsity : str or None
         The sparsity mechanism (a key of :data:`._sparsity.SPARSITY`): its code
-        function, if it has one, replaces the activation on the code layer, and a
-        ``unit_norm_decoder`` mechanism gets TopK's decoder and pre-encoder bias.
+        function, if it has one, replaces the activation on the code layer, a
+        ``unit_norm_decoder`` mechanism gets TopK's decoder and pre-encoder bias,
+        and the tensors of its ``state`` are parameters or buffers of the module
+        (BatchTopK's ``threshold``, JumpReLU's ``log_threshold``). A mechanism whose
+        code depends on the batch while training (BatchTopK) uses its learned
+        threshold in evaluation mode (``module.eval()``), where each sample's code
+        is its own.
     dtype, device
         Where the parameters live.
     """
@@ -142,6 +181,22 @@ class SparseAutoencoder(nn.Module):
         self.register_buffer(
             "samples_since_fired", torch.zeros(self.sizes[-1], device=device, dtype=torch.long)
         )
+        # The mechanism's own state (BatchTopK's threshold, JumpReLU's log θ).
+        for name, value in self._mechanism_state(factory).items():
+            if isinstance(value, nn.Parameter):
+                self.register_parameter(name, value)
+            else:
+                self.register_buffer(name, value)
+
+    def _mechanism_state(self, factory: dict) -> dict:
+        """The sparsity mechanism's tensors at their starting values (its registry's ``state``)."""
+        state = mechanism(self.sparsity).state
+        return {} if state is None else state(self.sizes[-1], factory)
+
+    def code_threshold(self) -> torch.Tensor | None:
+        """The code's learned threshold (BatchTopK's scalar, JumpReLU's θ per unit), or None."""
+        threshold = mechanism(self.sparsity).threshold
+        return None if threshold is None else threshold(self)
 
     # ------------------------------------------------------------------ weights
     def decoder_weight(self, layer: int) -> torch.Tensor:
@@ -190,19 +245,30 @@ class SparseAutoencoder(nn.Module):
         x_mean, scale = standardization(X)
         if self.output_activation == "linear":
             self.set_standardization(x_mean, scale if scale > 0 else 1.0)
-        self.reset_parameters(generator, x_mean)
+        pre_bias = None
+        if self.center_input and PRE_BIAS_START == "geometric_median":
+            pre_bias = geometric_median(X)
+        self.reset_parameters(generator, x_mean, pre_bias)
 
     @torch.no_grad()
-    def reset_parameters(self, generator: torch.Generator, x_mean: torch.Tensor) -> None:
+    def reset_parameters(
+        self,
+        generator: torch.Generator,
+        x_mean: torch.Tensor,
+        pre_bias: torch.Tensor | None = None,
+    ) -> None:
         """Initialise every parameter from ``generator`` and the data mean.
 
         Weights are uniform in :math:`\\pm\\sqrt{6 / (d_{in} + d_{out} + 1)}` (UFLDL's
         rule), biases zero, the output bias the (standardised) data mean, or its
         logit for a sigmoid output, so that training starts from the mean
         reconstruction. For TopK the code layer's decoder rows are random unit
-        vectors and the encoder starts as their transpose (Gao et al. 2024).
+        vectors and the encoder starts as their transpose (Gao et al. 2024;
+        ``ENCODER_START``), and ``pre_bias`` (default: the data mean;
+        ``PRE_BIAS_START``) is the pre-encoder bias's start.
         """
         x_mean = self.normalize(x_mean.to(self.output_bias))
+        pre_bias = x_mean if pre_bias is None else self.normalize(pre_bias.to(x_mean))
         params = [*self.encoder_weights]
         if not self.tied_weights:
             params += [*self.decoder_weights]
@@ -214,16 +280,20 @@ class SparseAutoencoder(nn.Module):
         for bias in [*self.encoder_biases, *self.decoder_biases]:
             bias.zero_()
         if self.pre_bias is not None:
-            self.pre_bias.copy_(x_mean)
+            self.pre_bias.copy_(pre_bias)
         if self.output_activation == "sigmoid":
             x_mean = torch.logit(x_mean.clamp(1e-3, 1.0 - 1e-3))
-        self.output_bias.copy_(x_mean)
+        self.output_bias.copy_(pre_bias if self.center_input and self.pre_bias is None else x_mean)
         if self.center_input:
             top = self.decoder_weight(len(self.sizes) - 1)
             direction = torch.randn(top.shape, generator=generator, dtype=top.dtype)
             top.copy_(direction / direction.norm(dim=1, keepdim=True))
-            self.encoder_weights[-1].copy_(top)
+            if ENCODER_START == "decoder_transpose":
+                self.encoder_weights[-1].copy_(top)
         self.samples_since_fired.zero_()
+        factory = {"dtype": self.output_bias.dtype, "device": self.output_bias.device}
+        for name, value in self._mechanism_state(factory).items():
+            getattr(self, name).copy_(value)
 
     @torch.no_grad()
     def set_code_bias(self, value: float) -> None:
@@ -248,6 +318,19 @@ class SparseAutoencoder(nn.Module):
             parallel = (top.grad * top).sum(dim=1, keepdim=True)
             top.grad.sub_(parallel * top)
 
+    @torch.no_grad()
+    def tie_dead_encoders(self, dead: torch.Tensor) -> None:
+        r"""Point each dead unit's encoder row along its decoder row, keeping its norm.
+
+        :math:`w_j \leftarrow \|w_j\| \, v_j` for every unit :math:`j` in the
+        boolean mask ``dead`` (:math:`v_j` unit-norm): the encoder-as-transpose start
+        of Gao et al. (2024), applied again to the units AuxK is training, so that a
+        unit fires on the inputs its decoder row has learnt to reconstruct.
+        """
+        encoder = self.encoder_weights[-1]
+        tied = self.decoder_weight(len(self.sizes) - 1) * encoder.norm(dim=1, keepdim=True)
+        encoder.copy_(torch.where(dead[:, None], tied, encoder))
+
     # ------------------------------------------------------------------ forward
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(pre_code, code)`` for a batch ``x`` of shape (n, n_features)."""
@@ -263,7 +346,7 @@ class SparseAutoencoder(nn.Module):
             )
         pre_code = torch.nn.functional.linear(h, self.encoder_weights[-1], self.encoder_biases[-1])
         code_fn = mechanism(self.sparsity).code
-        code = self._act(pre_code) if code_fn is None else code_fn(pre_code, self.k)
+        code = self._act(pre_code) if code_fn is None else code_fn(pre_code, self)
         return pre_code, code
 
     def decode_normalized(self, code: torch.Tensor) -> torch.Tensor:

@@ -10,8 +10,10 @@ with :math:`\ell` half the squared error summed over features (UFLDL's cost, on 
 standardised scale of a linear output) or the binary cross-entropy summed over
 features, and :math:`P` the sparsity mechanism's term from the registry
 :data:`._sparsity.SPARSITY`: :math:`\beta\,\mathrm{KL}(\rho\|\hat\rho)`,
-:math:`\beta\,L_1`, or TopK's AuxK loss :math:`\alpha_{aux}\mathcal{L}_{aux}` (TopK's
-sparsity itself is structural). :func:`objective` is the only place that adds the
+:math:`\beta\,L_1`, TopK's and BatchTopK's AuxK loss :math:`\alpha_{aux}\mathcal{L}_{aux}`
+(their sparsity itself is structural), or JumpReLU's :math:`\lambda L_0` plus AuxK.
+With ``matryoshka_widths`` the reconstruction term is the mean over nested prefixes
+of the code (:func:`matryoshka_reconstruction`). :func:`objective` is the only place that adds the
 mechanism's term, and it reads it from the registry: it never branches on a
 mechanism's name.
 """
@@ -32,7 +34,10 @@ __all__ = [
     "Objective",
     "StepOutput",
     "cross_entropy",
+    "matryoshka_reconstruction",
     "objective",
+    "prefix_code",
+    "reconstruction_loss",
     "squared_error",
     "weight_penalty",
 ]
@@ -79,6 +84,11 @@ class Objective:
         :math:`\\lambda`.
     k_aux : int
         AuxK's dead units per sample (0: no AuxK).
+    matryoshka_widths : tuple of int
+        Increasing widths :math:`m_1 < \\dots < m_G` below ``n_components``: the
+        reconstruction term is the mean of the reconstruction losses of the code's
+        prefixes of these widths and of the whole code
+        (:func:`matryoshka_reconstruction`). Empty: the whole code only.
     dead_after : int
         Training samples without firing after which a unit counts as dead (AuxK).
     """
@@ -90,6 +100,53 @@ class Objective:
     weight_decay: float = 0.0
     k_aux: int = 0
     dead_after: int = 1
+    matryoshka_widths: tuple = ()
+
+
+def prefix_code(code: torch.Tensor, width: int) -> torch.Tensor:
+    """``code`` with every unit from ``width`` on set to zero: its first ``width`` units alone."""
+    keep = torch.arange(code.shape[-1], device=code.device) < width
+    return code * keep
+
+
+def reconstruction_loss(
+    module: SparseAutoencoder, logits: torch.Tensor, x_target: torch.Tensor, loss: str
+) -> torch.Tensor:
+    r""":math:`\frac{1}{m}\sum_i \ell(x_i, \hat x_i)` from the output layer's ``logits``."""
+    if loss == "bce":
+        return cross_entropy(logits, x_target)
+    reconstruction = torch.sigmoid(logits) if module.output_activation == "sigmoid" else logits
+    return squared_error(module.residual(reconstruction, x_target))  # on the standardised scale
+
+
+def matryoshka_reconstruction(
+    module: SparseAutoencoder,
+    out: AutoencoderOutput,
+    x_target: torch.Tensor,
+    loss: str,
+    widths: tuple,
+) -> torch.Tensor:
+    r"""The Matryoshka reconstruction term: the mean over nested prefixes of the code.
+
+    .. math::
+
+        rac{1}{G + 1} \sum_{g=1}^{G+1} rac{1}{m}\sum_i
+            \ellig(x_i,\ \mathrm{dec}(h_{i,1:m_g})ig),
+        \qquad m_1 < \dots < m_G < m_{G+1} = n_{components}
+
+    where :math:`\mathrm{dec}(h_{i,1:m})` decodes the code with every unit past
+    the first :math:`m` set to zero (Bussmann et al. 2025, Nabeshima 2025: the first
+    :math:`m_1` units must make a good dictionary on their own, the next ones
+    refine it). The code itself is computed once, from the whole layer (TopK
+    chooses among all units); only the decoding is truncated. The mean (not the
+    sum) keeps the term on the scale of the plain reconstruction, so that penalty
+    weights keep their meaning.
+    """
+    total = reconstruction_loss(module, out.logits, x_target, loss)
+    for width in widths:
+        logits = module.decode_logits(prefix_code(out.code, width))
+        total = total + reconstruction_loss(module, logits, x_target, loss)
+    return total / (len(widths) + 1)
 
 
 class LossTerms(NamedTuple):
@@ -116,7 +173,11 @@ def objective(
     what the decoder must reproduce.
     """
     out = module(x_input)
-    if spec.loss == "bce":
+    if spec.matryoshka_widths:
+        reconstruction = matryoshka_reconstruction(
+            module, out, x_target, spec.loss, spec.matryoshka_widths
+        )
+    elif spec.loss == "bce":
         reconstruction = cross_entropy(out.logits, x_target)
     else:  # on the standardised scale: (x̂ - x) / s
         reconstruction = squared_error(module.residual(out.reconstruction, x_target))

@@ -22,7 +22,11 @@ from ._model import SparseAutoencoder
 __all__ = ["loadable_state", "portable_state"]
 
 #: Parameters added after 0.1.0, with the value that gives 0.1.0's behaviour.
-_NEW_PARAMETERS = {"code_scaling": None, "learning_rate_schedule": "constant"}
+_NEW_PARAMETERS = {
+    "code_scaling": None,
+    "learning_rate_schedule": "constant",
+    "matryoshka_widths": None,
+}
 
 
 def _to_arrays(obj):
@@ -72,7 +76,7 @@ def _module_from_record(record: dict) -> SparseAutoencoder:
     module = SparseAutoencoder(**arch, dtype=weights["output_bias"].dtype)
     module.load_state_dict(weights)
     module.standardized = record["standardized"]
-    return module
+    return module.eval()  # a fitted module is in evaluation mode (BatchTopK's threshold)
 
 
 def portable_state(state: dict) -> dict:

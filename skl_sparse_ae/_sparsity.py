@@ -30,11 +30,17 @@ __all__ = [
     "Sparsity",
     "activity_threshold",
     "auxk_loss",
+    "auxk_ties_dead_encoders",
+    "batchtopk_activation",
+    "jumprelu",
     "kl_divergence",
     "kl_divergence_grad",
     "kl_penalty",
     "l1_penalty",
     "mechanism",
+    "rectangle",
+    "step",
+    "threshold_activation",
     "topk_activation",
 ]
 
@@ -158,6 +164,140 @@ def topk_activation(pre_code: torch.Tensor, k: int) -> torch.Tensor:
     return torch.zeros_like(pre_code).scatter_(-1, indices, torch.relu(values))
 
 
+def batchtopk_activation(pre_code: torch.Tensor, k: int) -> torch.Tensor:
+    r"""Keep the ``k * m`` largest ReLU'd pre-activations of the whole batch.
+
+    .. math::
+
+        z = \mathrm{ReLU}(h) \odot 1[\mathrm{ReLU}(h) \ge t_B],
+        \qquad t_B = \text{the } (k m)\text{-th largest entry of } \mathrm{ReLU}(h)
+
+    over all ``m`` rows of the batch together, as in Bussmann et al. (2024),
+    "BatchTopK sparse autoencoders": ``k`` is the *average* number of active units
+    per sample, and a sample may have more or fewer. Training only: the code of a
+    sample depends on the rest of its batch (inference uses
+    :func:`threshold_activation` with a threshold learned during training).
+
+    Parameters
+    ----------
+    pre_code : Tensor of shape (n_samples, n_components)
+    k : int
+        Mean number of units kept per sample.
+
+    Returns
+    -------
+    Tensor of shape (n_samples, n_components)
+    """
+    flat = torch.relu(pre_code).flatten()
+    values, indices = flat.topk(min(k * pre_code.shape[0], flat.numel()), sorted=False)
+    return torch.zeros_like(flat).scatter_(0, indices, values).view_as(pre_code)
+
+
+def threshold_activation(pre_code: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+    r"""Zero every pre-activation at or below its threshold, keep the rest.
+
+    .. math:: z = \mathrm{ReLU}(h) \odot 1[h > \theta]
+
+    Per sample and per unit, so independent of the batch: BatchTopK's inference
+    code (one scalar :math:`\theta`) and JumpReLU's forward pass (one
+    :math:`\theta_j` per unit, broadcast over rows).
+    """
+    return torch.relu(pre_code) * (pre_code > threshold)
+
+
+def rectangle(u: torch.Tensor) -> torch.Tensor:
+    r"""The rectangle kernel :math:`K(u) = 1[-\tfrac12 < u < \tfrac12]`."""
+    return ((u > -0.5) & (u < 0.5)).to(u.dtype)
+
+
+class _JumpReLU(torch.autograd.Function):
+    """``z = h * 1[h > θ]`` with the straight-through gradient of :func:`jumprelu`."""
+
+    @staticmethod
+    def forward(ctx, pre_code, threshold, bandwidth):
+        ctx.save_for_backward(pre_code, threshold)
+        ctx.bandwidth = bandwidth
+        return pre_code * (pre_code > threshold)
+
+    @staticmethod
+    def backward(ctx, grad):
+        pre_code, threshold = ctx.saved_tensors
+        eps = ctx.bandwidth
+        grad_pre = grad * (pre_code > threshold)
+        kernel = rectangle((pre_code - threshold) / eps)
+        grad_threshold = -(threshold / eps) * kernel * grad
+        return grad_pre, _sum_to(grad_threshold, threshold), None
+
+
+class _Step(torch.autograd.Function):
+    """``1[h > θ]`` with the straight-through gradient of :func:`step`."""
+
+    @staticmethod
+    def forward(ctx, pre_code, threshold, bandwidth):
+        ctx.save_for_backward(pre_code, threshold)
+        ctx.bandwidth = bandwidth
+        return (pre_code > threshold).to(pre_code.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        pre_code, threshold = ctx.saved_tensors
+        eps = ctx.bandwidth
+        grad_threshold = -(1.0 / eps) * rectangle((pre_code - threshold) / eps) * grad
+        return torch.zeros_like(pre_code), _sum_to(grad_threshold, threshold), None
+
+
+def _sum_to(grad: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``grad`` summed over the dimensions ``like`` was broadcast along."""
+    while grad.dim() > like.dim():
+        grad = grad.sum(dim=0)
+    return grad
+
+
+def jumprelu(pre_code: torch.Tensor, threshold: torch.Tensor, bandwidth: float) -> torch.Tensor:
+    r"""JumpReLU :math:`z = h \cdot H(h - \theta)`, with a straight-through threshold gradient.
+
+    Rajamanoharan et al. (2024), "Jumping ahead: improving reconstruction fidelity
+    with JumpReLU sparse autoencoders". The forward pass is
+    :func:`threshold_activation` for :math:`\theta > 0`; the backward pass gives
+    :math:`h` the gradient of the kept entries, and :math:`\theta` the
+    pseudo-derivative
+
+    .. math::
+
+        \frac{\partial z}{\partial \theta} := -\frac{\theta}{\varepsilon}
+            K\Big(\frac{h - \theta}{\varepsilon}\Big)
+
+    with :math:`K` the :func:`rectangle` kernel and :math:`\varepsilon` the
+    ``bandwidth``: only pre-activations within :math:`\varepsilon/2` of the
+    threshold tell it which way to move.
+
+    Parameters
+    ----------
+    pre_code : Tensor of shape (n_samples, n_components)
+    threshold : Tensor of shape (n_components,)
+        :math:`\theta > 0`.
+    bandwidth : float
+        :math:`\varepsilon`.
+    """
+    return _JumpReLU.apply(pre_code, threshold, bandwidth)
+
+
+def step(pre_code: torch.Tensor, threshold: torch.Tensor, bandwidth: float) -> torch.Tensor:
+    r"""Heaviside step :math:`H(h - \theta)`, with a straight-through threshold gradient.
+
+    The forward pass is ``1[h > θ]`` (which units are active, whose sum over units
+    is the L0 norm); the backward pass gives :math:`h` no gradient and :math:`\theta`
+
+    .. math::
+
+        \frac{\partial H}{\partial \theta} := -\frac{1}{\varepsilon}
+            K\Big(\frac{h - \theta}{\varepsilon}\Big)
+
+    (Rajamanoharan et al. 2024, eq. 11), :math:`K` the :func:`rectangle` kernel.
+    """
+    return _Step.apply(pre_code, threshold, bandwidth)
+
+
 def auxk_loss(
     pre_code: torch.Tensor,
     residual: torch.Tensor,
@@ -227,8 +367,70 @@ def auxk_loss(
     return loss * dead_mask.any()
 
 
+#: What AuxK does to a dead unit's encoder row. ``"learned"``: AuxK's gradient
+#: trains it, as in Gao et al. (2024); ``"decoder_transpose"``: AuxK trains only the
+#: dead units' decoder rows and the encoder row follows as their transpose. With
+#: 512 units and k = 4 on digits (squared error, Adam at 3e-3, 60 epochs),
+#: "learned" ended with 277 dead units, more than the 200 of no AuxK at all: it
+#: pushes down the pre-activations of dead units whose (still random) decoder rows
+#: do not help, and no unit revived after epoch 3; "decoder_transpose" ended with
+#: 103 (FVU 0.100 against 0.110). But at a step of 1e-2 (30 epochs) it did not
+#: help (210 against 209 dead, 512 units) and hurt the fit of 256 units with k = 8
+#: (FVU 0.243 against 0.074), so it is off (benchmarks/README.md).
+AUXK_DEAD_ENCODER = "learned"
+
+
+def auxk_ties_dead_encoders() -> bool:
+    """Whether dead units' encoder rows follow their decoder rows (``AUXK_DEAD_ENCODER``)."""
+    return AUXK_DEAD_ENCODER == "decoder_transpose"
+
+
 #: AuxK's coefficient, as in openai/sparse_autoencoder.
 AUXK_WEIGHT = 1.0 / 32.0
+
+#: BatchTopK's threshold is a running average of each batch's smallest kept
+#: activation, :math:`\theta \leftarrow \mu\theta + (1 - \mu) t_B`, with this momentum.
+BATCHTOPK_MOMENTUM = 0.99
+#: JumpReLU's kernel bandwidth :math:`\varepsilon`, on the standardised scale.
+JUMPRELU_BANDWIDTH = 0.05
+#: JumpReLU's ``sparsity_weight="auto"``: :math:`\lambda` of its L0 penalty.
+JUMPRELU_DEFAULT_WEIGHT = 0.3
+#: JumpReLU's starting threshold :math:`\theta_0` of every unit.
+JUMPRELU_INITIAL_THRESHOLD = 0.5
+
+
+def running_threshold(
+    threshold: torch.Tensor, code: torch.Tensor, momentum: float = BATCHTOPK_MOMENTUM
+) -> torch.Tensor:
+    r"""BatchTopK's inference threshold after one more training batch.
+
+    With :math:`t_B = \min\{z_{ij} : z_{ij} > 0\}` the batch's smallest kept
+    activation (as dictionary_learning's and bartbussmann's BatchTopK trainers do):
+
+    .. math::
+
+        \theta \leftarrow \begin{cases} t_B & \theta < 0 \text{ (not yet set)} \\
+            \mu\,\theta + (1 - \mu)\,t_B & \text{otherwise} \end{cases}
+
+    and :math:`\theta` is unchanged by a batch with no kept activation. No host
+    synchronisation.
+
+    Parameters
+    ----------
+    threshold : Tensor of shape ()
+        The current estimate (negative: none yet).
+    code : Tensor of shape (n_samples, n_components)
+        The batch's BatchTopK code.
+    momentum : float
+        :math:`\mu`.
+
+    Returns
+    -------
+    Tensor of shape ()
+    """
+    smallest = code.masked_fill(code <= 0, math.inf).amin()
+    blended = torch.where(threshold < 0, smallest, torch.lerp(smallest, threshold, momentum))
+    return torch.where(torch.isfinite(smallest), blended, threshold)
 
 
 # ------------------------------------------------------------ what each term needs
@@ -267,6 +469,10 @@ def _auxk_term(out, target, module, spec) -> torch.Tensor:
     r""":math:`\alpha_{aux}\mathcal{L}_{aux}` (:func:`auxk_loss`) over the units dead so far.
 
     A unit is dead once it has not fired for ``spec.dead_after`` training samples.
+    With ``AUXK_DEAD_ENCODER="decoder_transpose"`` (not the default) AuxK trains the
+    dead units' decoder rows only (the pre-activations pick which units and how
+    much) and training ties their encoder rows to them after each step
+    (:meth:`._model.SparseAutoencoder.tie_dead_encoders`).
     Skipping AuxK when no unit is dead needs the mask's value on the host: free on
     the CPU, a synchronisation on an accelerator, where AuxK always runs instead
     (it is then exactly zero, see :func:`auxk_loss`).
@@ -277,8 +483,52 @@ def _auxk_term(out, target, module, spec) -> torch.Tensor:
     if dead.device.type == "cpu" and not bool(dead.any()):
         return None
     residual = module.residual(target, out.reconstruction).detach()
-    loss = auxk_loss(out.pre_code, residual, dead, spec.k_aux, module.auxk_decoder(out))
+    pre_code = out.pre_code.detach() if auxk_ties_dead_encoders() else out.pre_code
+    loss = auxk_loss(pre_code, residual, dead, spec.k_aux, module.auxk_decoder(out))
     return AUXK_WEIGHT * loss
+
+
+def _jumprelu_term(out, target, module, spec) -> torch.Tensor:
+    r""":math:`\lambda \frac{1}{m}\sum_i \sum_j H(h_{ij} - \theta_j)` (:func:`step`), plus AuxK.
+
+    The L0 norm of the code, averaged over the batch, weighted by
+    :math:`\lambda` = ``sparsity_weight``: the reconstruction cost (half the squared
+    error, on the standardised scale) one more active unit must save.
+    """
+    l0 = step(out.pre_code, module.code_threshold(), JUMPRELU_BANDWIDTH).sum(dim=1).mean()
+    term = spec.sparsity_weight * l0
+    aux = _auxk_term(out, target, module, spec)
+    return term if aux is None else term + aux
+
+
+def _topk_code(pre_code, module) -> torch.Tensor:
+    return topk_activation(pre_code, module.k)
+
+
+def _batchtopk_code(pre_code, module) -> torch.Tensor:
+    """BatchTopK while training; the learned threshold (per sample) otherwise."""
+    if module.training:
+        return batchtopk_activation(pre_code, module.k)
+    return threshold_activation(pre_code, module.code_threshold())
+
+
+def _jumprelu_code(pre_code, module) -> torch.Tensor:
+    return jumprelu(pre_code, module.code_threshold(), JUMPRELU_BANDWIDTH)
+
+
+def _batchtopk_state(n_components: int, factory: dict) -> dict:
+    """A scalar threshold buffer, negative until the first training batch sets it."""
+    return {"threshold": torch.full((), -1.0, **factory)}
+
+
+def _jumprelu_state(n_components: int, factory: dict) -> dict:
+    r""":math:`\log\theta_j`, learned (Rajamanoharan et al. parameterise it so)."""
+    start = math.log(JUMPRELU_INITIAL_THRESHOLD)
+    return {"log_threshold": torch.nn.Parameter(torch.full((n_components,), start, **factory))}
+
+
+def _update_batchtopk_threshold(module, out) -> None:
+    module.threshold.copy_(running_threshold(module.threshold, out.code.detach()))
 
 
 # -------------------------------------------------------------------- registries
@@ -338,8 +588,9 @@ class Sparsity:
         broadcastable to the code's shape), for the written-out step of
         :mod:`._analytic`. None: those models are trained with autograd.
     code : callable or None
-        ``code(pre_code, k)``: a code function of the mechanism's own (TopK's);
-        None: the activation's. Its activity threshold is 0.
+        ``code(pre_code, module)``: a code function of the mechanism's own (TopK's),
+        reading what it needs from the module (``k``, a threshold, whether it is
+        training); None: the activation's. Its activity threshold is 0.
     uses_k : bool
         The mechanism reads ``k`` (units kept per sample).
     unit_norm_decoder : bool
@@ -355,18 +606,34 @@ class Sparsity:
         uses (the others).
     accepts : callable
         ``accepts(activation) -> bool``: the code activations the mechanism works with.
+    state : callable or None
+        ``state(n_components, factory) -> dict``: tensors the module holds for the
+        mechanism, at their starting values (a :class:`torch.nn.Parameter` is
+        learned, a plain tensor is a buffer); ``factory`` holds dtype and device.
+    after_step : callable or None
+        ``after_step(module, out)``: an update of that state after each training
+        step (under ``no_grad``), from the step's :class:`._model.AutoencoderOutput`.
+    threshold : callable or None
+        ``threshold(module) -> Tensor``: the learned inference threshold of the code
+        (what ``threshold_`` exposes); None: the mechanism has none.
+    matryoshka : bool
+        Whether ``matryoshka_widths`` works with it (a code whose zeros mean "off").
     """
 
     name: str
     penalty: Callable | None = None
     penalty_and_grad: Callable | None = None
-    code: Callable[[torch.Tensor, int], torch.Tensor] | None = None
+    code: Callable | None = None
     uses_k: bool = False
     unit_norm_decoder: bool = False
     supports_lbfgs: bool = True
     steers_target: bool = False
     default_weight: float = 0.0
     accepts: Callable[[Activation], bool] = lambda activation: True
+    state: Callable[[int, dict], dict] | None = None
+    after_step: Callable | None = None
+    threshold: Callable | None = None
+    matryoshka: bool = False
 
     def __post_init__(self):
         if self.name != "none" and self.penalty is None and self.code is None:
@@ -406,14 +673,44 @@ SPARSITY: dict[str, Sparsity] = {
         default_weight=1.0,
         accepts=lambda activation: activation.unit_interval is not None,
     ),
-    "l1": Sparsity("l1", penalty=_l1_term, penalty_and_grad=_l1_term_and_grad, default_weight=0.1),
+    "l1": Sparsity(
+        "l1",
+        penalty=_l1_term,
+        penalty_and_grad=_l1_term_and_grad,
+        default_weight=0.1,
+        matryoshka=True,
+    ),
     "topk": Sparsity(
         "topk",
         penalty=_auxk_term,
-        code=topk_activation,
+        code=_topk_code,
         uses_k=True,
         unit_norm_decoder=True,
         supports_lbfgs=False,
+        matryoshka=True,
+    ),
+    "batchtopk": Sparsity(
+        "batchtopk",
+        penalty=_auxk_term,
+        code=_batchtopk_code,
+        uses_k=True,
+        unit_norm_decoder=True,
+        supports_lbfgs=False,
+        state=_batchtopk_state,
+        after_step=_update_batchtopk_threshold,
+        threshold=lambda module: module.threshold,
+        matryoshka=True,
+    ),
+    "jumprelu": Sparsity(
+        "jumprelu",
+        penalty=_jumprelu_term,
+        code=_jumprelu_code,
+        unit_norm_decoder=True,
+        supports_lbfgs=False,
+        default_weight=JUMPRELU_DEFAULT_WEIGHT,
+        state=_jumprelu_state,
+        threshold=lambda module: module.log_threshold.exp(),
+        matryoshka=True,
     ),
 }
 

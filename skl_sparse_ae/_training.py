@@ -39,7 +39,7 @@ from ._model import SparseAutoencoder
 from ._objective import Objective, StepOutput, objective
 from ._optim import make_adam, optimizer_step
 from ._rows import SparseRows
-from ._sparsity import ACTIVATIONS, activity_threshold
+from ._sparsity import ACTIVATIONS, activity_threshold, auxk_ties_dead_encoders, mechanism
 
 __all__ = [
     "History",
@@ -228,7 +228,10 @@ def train_step(
     A mechanism with ``unit_norm_decoder`` (TopK) adds its two constraints around
     the step: no gradient along the decoder rows before it, unit-norm rows after
     it; and counts how long each unit has gone without firing (for AuxK's dead
-    units).
+    units; with ``_sparsity.AUXK_DEAD_ENCODER = "decoder_transpose"``, off by
+    default, their encoder rows then follow their decoder rows,
+    :meth:`._model.SparseAutoencoder.tie_dead_encoders`). A mechanism's
+    ``after_step`` (BatchTopK's running threshold) runs last.
     """
     if supports_analytic_step(module, spec):
         return analytic_step(module, optimizer, x, spec, noise_fn)
@@ -244,6 +247,12 @@ def train_step(
         with torch.no_grad():
             fired = (terms.output.code > 0).any(dim=0)
             module.samples_since_fired.add_(x.shape[0]).masked_fill_(fired, 0)
+            if spec.k_aux > 0 and auxk_ties_dead_encoders():
+                module.tie_dead_encoders(module.samples_since_fired >= spec.dead_after)
+    after_step = mechanism(module.sparsity).after_step
+    if after_step is not None:  # BatchTopK's running threshold
+        with torch.no_grad():
+            after_step(module, terms.output)
     return StepOutput(terms.total.detach(), terms.output.code.detach())
 
 
@@ -328,16 +337,22 @@ def epoch_line(label, stats: EpochStats, loss, val_score, seconds, n_components)
 def validation_score(module: SparseAutoencoder, X_val: torch.Tensor | SparseRows) -> torch.Tensor:
     """Negative mean squared reconstruction error on held-out data, on the loss's scale.
 
-    Sparse rows are read in chunks of :data:`SPARSE_CHUNK_ROWS`, densified one at a time.
+    Scored with the code of inference (``eval()``: BatchTopK's threshold, not the
+    batch's TopK). Sparse rows are read in chunks of :data:`SPARSE_CHUNK_ROWS`,
+    densified one at a time.
     """
+    module.eval()
     with torch.no_grad():
         if isinstance(X_val, torch.Tensor):
-            return -module.residual(module(X_val).reconstruction, X_val).pow(2).mean()
-        total = sum(
-            module.residual(module(x).reconstruction, x).pow(2).sum()
-            for x in X_val.split(SPARSE_CHUNK_ROWS)
-        )
-        return -total / (X_val.shape[0] * X_val.shape[1])
+            score = -module.residual(module(X_val).reconstruction, X_val).pow(2).mean()
+        else:
+            total = sum(
+                module.residual(module(x).reconstruction, x).pow(2).sum()
+                for x in X_val.split(SPARSE_CHUNK_ROWS)
+            )
+            score = -total / (X_val.shape[0] * X_val.shape[1])
+    module.train()
+    return score
 
 
 #: Rows per chunk when held-out sparse rows are scored.
@@ -678,6 +693,7 @@ def train(
     ``state``'s) and the :class:`TrainState` to continue from.
     """
     cpu_gen, dev_gen = state.generators(X.device)
+    module.train()  # and eval() at the end: transform's code is per sample (BatchTopK)
     adam = schedule.solver == "adam"
     if not adam and isinstance(X, SparseRows):  # L-BFGS evaluates all rows at once
         X = X.to_dense()
@@ -719,6 +735,7 @@ def train(
             advice = f"Lower learning_rate (for example to {schedule.learning_rate / 10:g})"
             where = f"epoch {history.n_iter}"
             check_no_blow_up(this_call, float(history.initial_loss), where, advice)
+    module.eval()
     generator_states = (cpu_gen.get_state(), None if dev_gen is cpu_gen else dev_gen.get_state())
     new_state = TrainState(
         generator_states,

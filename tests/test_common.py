@@ -17,6 +17,11 @@ CONFIGURATIONS = [
         hidden_layer_sizes=(6,), activation="relu", sparsity="l1", **_FAST
     ),
     SparseAutoencoderTransformer(sparsity="topk", k=1, **_FAST),
+    SparseAutoencoderTransformer(sparsity="batchtopk", k=1, **_FAST),
+    SparseAutoencoderTransformer(sparsity="jumprelu", **_FAST),
+    # (a check refits with n_components=1: widths and k must allow it)
+    SparseAutoencoderTransformer(sparsity="topk", k=1, matryoshka_widths=(1,), **_FAST),
+    SparseAutoencoderTransformer(sparsity="l1", activation="relu", matryoshka_widths=(1,), **_FAST),
     SparseAutoencoderTransformer(noise=0.1, tied_weights=True, **_FAST),
     SparseAutoencoderTransformer(solver="lbfgs", **_FAST),
     SparseAutoencoderTransformer(early_stopping=True, **_FAST),

@@ -16,6 +16,8 @@ sio = pytest.importorskip("skops.io", reason="skops is in the test extra")
 CONFIGS = {
     "defaults": {},
     "topk": {"sparsity": "topk", "k": 3},
+    "batchtopk matryoshka": {"sparsity": "batchtopk", "k": 3, "matryoshka_widths": (4,)},
+    "jumprelu": {"sparsity": "jumprelu"},
     "stacked l1 tied": {
         "activation": "relu",
         "sparsity": "l1",
