@@ -39,6 +39,9 @@ CONFIGS = {
     "early_stopping": {"early_stopping": True},  # a sparse validation split
     "lbfgs": {"solver": "lbfgs", "sparsity_weight": 3.0},  # densified: full batch
     "stacked": {"hidden_layer_sizes": (20,), "activation": "relu", "sparsity": "l1"},
+    "batchtopk": {"sparsity": "batchtopk", "k": 3},
+    "jumprelu": {"sparsity": "jumprelu", "activation": "relu"},
+    "matryoshka": {"sparsity": "topk", "k": 3, "matryoshka_widths": (4, 8)},
 }
 
 
