@@ -310,14 +310,26 @@ def auxk_loss(
 
     With :math:`e = x - \hat x` the main model's residual and :math:`z_{aux}` the
     TopK of the dead units' pre-activations (``k_aux`` per sample, live units masked
-    out), the dead units are asked to reconstruct the residual:
+    out), the dead units are asked to reconstruct the residual, up to the one scale
+    :math:`\alpha` that fits it best over the batch:
 
     .. math::
 
-        \mathcal{L}_{aux} = \frac{1}{2m} \sum_i \frac{\| e_i - W_{dec} z_{aux,i} \|^2}{s_e^2},
-        \qquad s_e^2 = \max\Big(\frac{1}{m d} \sum_{i,f} (e_{if} - \bar e_f)^2,\ \epsilon\Big)
+        \mathcal{L}_{aux} = \frac{1}{2m} \sum_i \frac{\| e_i - \alpha\, \hat e_i \|^2}{s_e^2},
+        \qquad \hat e_i = W_{dec} z_{aux,i}, \qquad
+        \alpha = \max\Big(0, \frac{\sum_i \langle \hat e_i, e_i \rangle}{\sum_i \|\hat e_i\|^2}\Big),
 
-    (Gao et al. 2024, section A.2), :math:`\bar e` the residual's batch mean.
+        s_e^2 = \max\Big(\frac{1}{m d} \sum_{i,f} (e_{if} - \bar e_f)^2,\ \epsilon\Big)
+
+    (Gao et al. 2024, section A.2, with :math:`\alpha = 1`), :math:`\bar e` the
+    residual's batch mean. :math:`\alpha` is differentiated through, so the loss
+    depends on the direction of :math:`\hat e` only: it turns the dead units toward
+    the residual but never asks them to shrink. Without it (:math:`\alpha = 1`),
+    ``k_aux`` = 32 dead units with random decoder rows overshoot the residual, the
+    gradient lowers every one of their pre-activations, and they stay dead: with
+    512 units and k = 4 on digits (squared error, 60 epochs) the plain AuxK ended
+    with 286 dead units, more than the 196 of no AuxK; the scaled one with 142, at
+    a lower FVU (``benchmarks/README.md``).
     Dividing by the residual's variance :math:`s_e^2` (the denominator of
     ``normalized_mse`` in openai/sparse_autoencoder) is what keeps AuxK alive late
     in training, when the residual is
@@ -363,7 +375,9 @@ def auxk_loss(
     masked = pre_code.masked_fill(~dead_mask, float("-inf"))
     z_aux = topk_activation(masked, min(k_aux, pre_code.shape[-1]))
     scale = (residual - residual.mean(dim=0)).pow(2).mean().clamp_min(eps)
-    loss = 0.5 * (decode_linear(z_aux) - residual).pow(2).sum(dim=1).mean() / scale
+    e_hat = decode_linear(z_aux)
+    alpha = ((e_hat * residual).sum() / e_hat.pow(2).sum().clamp_min(1e-12)).clamp_min(0.0)
+    loss = 0.5 * (alpha * e_hat - residual).pow(2).sum(dim=1).mean() / scale
     return loss * dead_mask.any()
 
 
@@ -376,7 +390,8 @@ def auxk_loss(
 #: do not help, and no unit revived after epoch 3; "decoder_transpose" ended with
 #: 103 (FVU 0.100 against 0.110). But at a step of 1e-2 (30 epochs) it did not
 #: help (210 against 209 dead, 512 units) and hurt the fit of 256 units with k = 8
-#: (FVU 0.243 against 0.074), so it is off (benchmarks/README.md).
+#: (FVU 0.243 against 0.074), so it is off (benchmarks/README.md). (Those figures
+#: predate AuxK's best-scale alpha, :func:`auxk_loss`, which fixed the dead units.)
 AUXK_DEAD_ENCODER = "learned"
 
 

@@ -337,7 +337,8 @@ def test_total_matches_numpy(loss, sparsity, activation, tied):
 def test_topk_auxk_term_matches_numpy():
     """TopK (autograd path only): reconstruction + AuxK's 1/32 weight times
 
-    L_aux = (1/2m) Σ_i ‖z_aux,i V - e_i‖² / s_e², e = (x - x̂)/s, s_e² the variance of
+    L_aux = (1/2m) Σ_i ‖α z_aux,i V - e_i‖² / s_e², α = max(0, Σ⟨ê, e⟩ / Σ‖ê‖²) the best
+    scale of ê = z_aux V over the batch, e = (x - x̂)/s, s_e² the variance of
     e over all its entries (each feature centred on its batch mean), z_aux the
     ReLU'd pre-code of the dead unit (unit 1, dead: it has not fired for longer than
     ``dead_after`` samples). The TopK input is centred on the output bias b.
@@ -359,7 +360,9 @@ def test_topk_auxk_term_matches_numpy():
     z_aux = np.zeros_like(pre)
     z_aux[:, 1] = np.maximum(pre[:, 1], 0.0)
     assert (z_aux[:, 1] > 0).all()
-    aux = np.mean(0.5 * np.sum((z_aux @ V - e) ** 2, axis=1)) / s2
+    e_hat = z_aux @ V
+    alpha = max(0.0, np.vdot(e_hat, e) / np.vdot(e_hat, e_hat))
+    aux = np.mean(0.5 * np.sum((alpha * e_hat - e) ** 2, axis=1)) / s2
     want = reconstruction + aux / 32.0
     assert aux / 32.0 > 1e-3 * want  # the term is not negligible
 

@@ -131,9 +131,13 @@ def test_topk_activation_gradient_reaches_only_the_kept_positive_units():
 
 # ------------------------------------------------------------------------- AuxK
 def _auxk_problem(n_dead, seed=0):
+    """Pre-codes, decoder rows and a residual that the dead units partly explain
+    (so that AuxK's best scale is positive and its gradient not zero)."""
     pre = _randn(12, 8, seed=seed).requires_grad_()
     decoder = _randn(8, 5, seed=seed + 1).requires_grad_()
-    residual = _randn(12, 5, seed=seed + 2)
+    with torch.no_grad():
+        explained = pre.clamp_min(0)[:, 8 - n_dead :] @ decoder[8 - n_dead :] if n_dead else 0.0
+    residual = 0.5 * explained + _randn(12, 5, seed=seed + 2)
     dead = torch.zeros(8, dtype=torch.bool)
     dead[8 - n_dead :] = True
     return pre, decoder, residual, dead
@@ -149,8 +153,10 @@ def test_auxk_loss_is_zero_without_dead_units():
 
 
 def test_auxk_loss_matches_the_formula():
-    """Half the squared error of the dead units' TopK, over the residual's variance
-    around its batch mean (openai/sparse_autoencoder's normalized_mse)."""
+    """Half the squared error of the dead units' TopK, at the one scale alpha that
+    fits the residual best (least squares over the batch, at least 0), over the
+    residual's variance around its batch mean (openai/sparse_autoencoder's
+    normalized_mse)."""
     pre, decoder, residual, dead = _auxk_problem(4)
     k_aux = 2
     got = float(auxk_loss(pre, residual, dead, k_aux, lambda z: z @ decoder).detach())
@@ -160,8 +166,28 @@ def test_auxk_loss_matches_the_formula():
         candidates = np.flatnonzero(dead.numpy())
         top = candidates[np.argsort(-row[candidates])[:k_aux]]
         z[i, top] = np.maximum(row[top], 0)
-    expected = 0.5 * ((z @ w - e) ** 2).sum(axis=1).mean() / ((e - e.mean(axis=0)) ** 2).mean()
+    e_hat = z @ w
+    alpha = max(0.0, np.vdot(e_hat, e) / np.vdot(e_hat, e_hat))
+    assert 0.0 < alpha != 1.0  # the scale matters in this problem
+    expected = (
+        0.5 * ((alpha * e_hat - e) ** 2).sum(axis=1).mean() / ((e - e.mean(axis=0)) ** 2).mean()
+    )
     assert got == pytest.approx(expected, rel=1e-12)
+
+
+def test_auxk_loss_does_not_ask_dead_units_to_shrink():
+    """Scaling the dead units' code leaves AuxK unchanged: only its direction counts.
+
+    (With the unscaled loss, 32 dead units with random decoder rows overshoot the
+    residual and AuxK lowers all their pre-activations: measured on digits, 512
+    units, k = 4, 286 dead units against 196 without AuxK; 142 with this loss.)
+    """
+    pre, decoder, residual, dead = _auxk_problem(4)
+    values = [
+        float(auxk_loss(scale * pre, residual, dead, 2, lambda z: z @ decoder).detach())
+        for scale in (1.0, 3.0)
+    ]
+    assert values[1] == pytest.approx(values[0], rel=1e-9)
 
 
 @pytest.mark.parametrize("n_dead", [1, 3, 8])

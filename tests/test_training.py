@@ -209,7 +209,10 @@ def _auxk_reference(pre_code, residual, dead_mask, k_aux, decode):
     z_aux = topk_activation(masked, min(k_aux, n_dead))
     # AuxK's normalisation (see auxk_loss): the residual's variance around its batch mean
     scale = (residual - residual.mean(dim=0)).pow(2).mean().clamp_min(1e-6)
-    return 0.5 * (decode(z_aux) - residual).pow(2).sum(dim=1).mean() / scale
+    e_hat = decode(z_aux)
+    alpha = max(0.0, float((e_hat * residual).sum() / e_hat.pow(2).sum()))  # host read
+    alpha = (e_hat * residual).sum() / e_hat.pow(2).sum() if alpha > 0 else 0.0
+    return 0.5 * (alpha * e_hat - residual).pow(2).sum(dim=1).mean() / scale
 
 
 @pytest.mark.parametrize("n_dead", [0, 1, 3, 8])

@@ -54,10 +54,12 @@ def test_auxk_keeps_topk_units_alive(digits):
 def test_topk_training_revives_units_that_died(digits):
     """256 units, k = 4, Adam at 1e-2: dead units after epoch 8 and after epoch 30.
 
-    Early on many units stop firing; AuxK brings them back. Measured (random_state
-    0 / 1 / 2): dead after 8 epochs 105 / 102 / 111, after 30 epochs 8 / 9 / 14,
-    and 98 / 94 / 97 units dead at epoch 8 alive at epoch 30. Without AuxK: 98 / 91 /
-    100 dead at epoch 8, 111 / 98 / 101 at epoch 30, 7 / 5 / 10 revived. About 2 s.
+    Early on units stop firing; AuxK brings them back. Measured (random_state
+    0 / 1 / 2): dead after 8 epochs 36 / 35 / 35, after 30 epochs 1 / 0 / 2, and
+    36 / 35 / 34 units dead at epoch 8 alive at epoch 30. Without AuxK: 98 / 91 /
+    100 dead at epoch 8, 111 / 98 / 101 at epoch 30, 7 / 5 / 10 revived. (AuxK
+    before its best-scale alpha: 105 / 102 / 111 dead at epoch 8, 8 / 9 / 14 at
+    epoch 30.) About 2 s.
     """
     sae = _fit(
         classic(
@@ -69,10 +71,10 @@ def test_topk_training_revives_units_that_died(digits):
     _fit(sae.set_params(warm_start=True, max_iter=22), digits)
     dead_late = sae.dead_components_
     assert sae.n_iter_ == 30
-    assert dead_early.sum() >= 60, dead_early.sum()  # the units did die
-    assert dead_late.sum() <= 40, dead_late.sum()
+    assert dead_early.sum() >= 20, dead_early.sum()  # the units did die
+    assert dead_late.sum() <= 6, dead_late.sum()
     revived = int((dead_early & ~dead_late).sum())
-    assert revived >= 50, revived
+    assert revived >= 25, revived
 
 
 # --------------------------------------------------------------- early stopping
