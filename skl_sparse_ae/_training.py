@@ -670,6 +670,21 @@ def _noise_fn(schedule: Schedule, generator: torch.Generator):
     )
 
 
+def _adam_loop(module, spec, schedule, state, batch_size, generator, noise_fn) -> _Loop:
+    """The :class:`_Loop` of an Adam run that continues ``state`` (its curves, its
+    epoch count and Adam's moments; a new state starts them afresh)."""
+    history = History(
+        loss_curve=list(state.loss_curve),
+        mean_activation_curve=list(state.mean_activation_curve),
+        best_loss=min(state.loss_curve, default=math.inf),
+        n_iter=state.n_iter,
+    )
+    # Adam updates its loaded state tensors in place: train on a copy.
+    moments = copy.deepcopy(state.optimizer_state)
+    optimizer = make_adam(module.parameters(), schedule.learning_rate, moments)
+    return _Loop(module, optimizer, spec, schedule, batch_size, generator, noise_fn, history)
+
+
 def train(
     module: SparseAutoencoder,
     X: torch.Tensor | SparseRows,
@@ -715,22 +730,13 @@ def train(
         if not adam:
             history, optimizer_state = fit_lbfgs(module, X, spec, schedule, noise_fn), None
         else:
-            history = History(
-                loss_curve=list(state.loss_curve),
-                mean_activation_curve=list(state.mean_activation_curve),
-                best_loss=min(state.loss_curve, default=math.inf),
-                n_iter=state.n_iter,
-            )
-            # Adam updates its loaded state tensors in place: train on a copy.
-            moments = copy.deepcopy(state.optimizer_state)
-            optimizer = make_adam(module.parameters(), schedule.learning_rate, moments)
-            loop = _Loop(module, optimizer, spec, schedule, batch_size, cpu_gen, noise_fn, history)
+            loop = _adam_loop(module, spec, schedule, state, batch_size, cpu_gen, noise_fn)
             if schedule.one_epoch:
                 fit_one_epoch(loop, X)
             else:
                 fit_minibatch(loop, X, X_val)
-            optimizer_state = copy.deepcopy(optimizer.state_dict())
-            spec = loop.spec
+            history, spec = loop.history, loop.spec
+            optimizer_state = copy.deepcopy(loop.optimizer.state_dict())
             this_call = history.loss_curve[state.n_iter :]
             advice = f"Lower learning_rate (for example to {schedule.learning_rate / 10:g})"
             where = f"epoch {history.n_iter}"
