@@ -175,13 +175,21 @@ class SparseAutoencoder(nn.Module):
         self.pre_bias = (
             nn.Parameter(torch.zeros(self.sizes[0], **factory)) if needs_pre_bias else None
         )
+        self._register_state(factory)
+
+    def _register_state(self, factory: dict) -> None:
+        """Buffers, and the sparsity mechanism's own tensors at their starting values.
+
+        The standardisation (``input_mean``, ``input_scale``), the training samples
+        seen since each code unit last fired (TopK's dead units), and what the
+        registry's ``state`` gives (BatchTopK's threshold, JumpReLU's log θ).
+        """
         self.register_buffer("input_mean", torch.zeros(self.sizes[0], **factory))
         self.register_buffer("input_scale", torch.ones((), **factory))
-        # Training samples seen since each code unit last fired (TopK's dead units).
         self.register_buffer(
-            "samples_since_fired", torch.zeros(self.sizes[-1], device=device, dtype=torch.long)
+            "samples_since_fired",
+            torch.zeros(self.sizes[-1], device=factory["device"], dtype=torch.long),
         )
-        # The mechanism's own state (BatchTopK's threshold, JumpReLU's log θ).
         for name, value in self._mechanism_state(factory).items():
             if isinstance(value, nn.Parameter):
                 self.register_parameter(name, value)
