@@ -578,10 +578,14 @@ class Activation:
     unit_interval: tuple[float, float] | None
     inverse: Callable[[torch.Tensor], torch.Tensor] | None = None
 
+    def code_at(self, rho: float) -> float:
+        """The code value whose unit-interval value is ``rho``: ``(rho - b) / a``."""
+        scale, shift = self.unit_interval
+        return (rho - shift) / scale
+
     def preimage(self, rho: float) -> float:
         """The pre-activation at which the code's unit-interval value is ``rho``."""
-        scale, shift = self.unit_interval
-        return float(self.inverse(torch.tensor((rho - shift) / scale, dtype=torch.float64)))
+        return float(self.inverse(torch.tensor(self.code_at(rho), dtype=torch.float64)))
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
+from ._sparsity import ACTIVATIONS, mechanism
+
 __all__ = ["ActivationProfileDisplay", "ComponentsDisplay", "TrainingCurvesDisplay"]
 
 
@@ -50,15 +52,15 @@ def _name(estimator) -> str:
 
 
 def _target_on_code_scale(estimator) -> float | None:
-    """The KL target on the scale of the raw code (None when there is no target).
+    """The sparsity target on the scale of the raw code (None when there is no target).
 
-    KL reads a tanh code :math:`h` as :math:`(1 + h) / 2`, so its target
-    :math:`\\rho` is :math:`2\\rho - 1` for ``h`` itself.
+    The target :math:`\\rho` applies to the code mapped into the unit interval
+    (KL reads a tanh code :math:`h` as :math:`(1 + h) / 2`, so its target is
+    :math:`2\\rho - 1` for ``h`` itself): :meth:`._sparsity.Activation.code_at`.
     """
-    if estimator.sparsity != "kl":
+    if not mechanism(estimator.sparsity).steers_target:
         return None
-    target = float(estimator.sparsity_target_)
-    return 2.0 * target - 1.0 if estimator.activation == "tanh" else target
+    return ACTIVATIONS[estimator.activation].code_at(float(estimator.sparsity_target_))
 
 
 class ComponentsDisplay:
