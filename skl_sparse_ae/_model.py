@@ -283,7 +283,8 @@ class SparseAutoencoder(nn.Module):
         for weight in params:
             d_out, d_in = weight.shape
             bound = math.sqrt(6.0 / (d_in + d_out + 1))
-            noise = torch.rand(weight.shape, generator=generator, dtype=weight.dtype)
+            # drawn in float64 whatever the training dtype: the same start for both
+            noise = torch.rand(weight.shape, generator=generator, dtype=torch.float64)
             weight.copy_((2.0 * noise - 1.0) * bound)
         for bias in [*self.encoder_biases, *self.decoder_biases]:
             bias.zero_()
@@ -294,7 +295,7 @@ class SparseAutoencoder(nn.Module):
         self.output_bias.copy_(pre_bias if self.center_input and self.pre_bias is None else x_mean)
         if self.center_input:
             top = self.decoder_weight(len(self.sizes) - 1)
-            direction = torch.randn(top.shape, generator=generator, dtype=top.dtype)
+            direction = torch.randn(top.shape, generator=generator, dtype=torch.float64)
             top.copy_(direction / direction.norm(dim=1, keepdim=True))
             if ENCODER_START == "decoder_transpose":
                 self.encoder_weights[-1].copy_(top)

@@ -103,6 +103,10 @@ def loadable_state(state: dict) -> dict:
         state["module_"] = _module_from_record(state["module_"])
         state["_optimizer_state"] = _to_tensors(state.get("_optimizer_state"))
         state["_generator_states"] = _to_tensors(state.get("_generator_states"))
+    if "training_dtype" not in state:  # it trained in its data's dtype then
+        module = state.get("module_")
+        dtype = next(module.parameters()).dtype if module is not None else torch.float64
+        state["training_dtype"] = str(dtype).removeprefix("torch.")
     device = state.get("device_")
     if device is None or device == "cpu":
         return state

@@ -1,5 +1,5 @@
 """The defaults of version 0.1.0: the classic configuration (squared error, KL with a
-fixed weight 0.1 toward 0.05, no corruption, raw codes, a constant step size).
+fixed weight 0.1 toward 0.05, no corruption, raw codes, a constant step size, training in the data's dtype).
 
 Tests of mechanisms that were calibrated on it spell it out, so that they keep testing
 the mechanism when the defaults move; the defaults themselves are tested in
@@ -14,6 +14,7 @@ CLASSIC = {
     "noise_type": "gaussian",
     "code_scaling": None,
     "learning_rate_schedule": "constant",
+    "training_dtype": "float64",
 }
 
 

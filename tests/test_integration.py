@@ -244,6 +244,60 @@ def test_dtype_is_preserved(fitted, dtype):
     assert next(sae.module_.parameters()).dtype == getattr(torch, np.dtype(dtype).name)
 
 
+def _moment_dtypes(sae):
+    return {
+        v.dtype
+        for state in sae._optimizer_state["state"].values()
+        for k, v in state.items()
+        if k != "step"
+    }
+
+
+@pytest.mark.parametrize(
+    "training_dtype, trained_in",
+    [("auto", torch.float32), ("float64", torch.float64), ("float32", torch.float32)],
+)
+def test_training_dtype_sets_the_arithmetic_and_the_model_keeps_the_data_dtype(
+    fitted, training_dtype, trained_in
+):
+    """Adam's moments are in the training dtype; the kept model in the data's."""
+    _, X = fitted
+    sae = SparseAutoencoderTransformer(**{**FAST, "training_dtype": training_dtype})
+    codes = sae.fit_transform(X)
+    assert _moment_dtypes(sae) == {trained_in}
+    assert next(sae.module_.parameters()).dtype == torch.float64
+    assert codes.dtype == sae.components_.dtype == np.float64
+    # the diagnostics are those of the kept (float64) model, exactly
+    assert sae.reconstruction_err_ == pytest.approx(-sae.score(X), rel=1e-12)
+    sae.partial_fit(X)  # continues in the training dtype
+    assert _moment_dtypes(sae) == {trained_in}
+    assert next(sae.module_.parameters()).dtype == torch.float64
+
+
+def test_float32_training_follows_float64_training(fitted):
+    """The same start, the same batches, no noise: the loss curves agree to float32's
+    rounding (a float32 path that skipped a step or lost a term would not)."""
+    _, X = fitted
+    params = {**FAST, "noise": 0.0, "max_iter": 20, "tol": 0.0}
+    curves = [
+        SparseAutoencoderTransformer(**{**params, "training_dtype": dtype}).fit(X).loss_curve_
+        for dtype in ("float32", "float64")
+    ]
+    np.testing.assert_allclose(curves[0], curves[1], rtol=1e-5)  # measured: 2e-7
+
+
+def test_lbfgs_trains_in_the_data_dtype_by_default():
+    from skl_sparse_ae._estimator import SparseAutoencoderTransformer as Est
+
+    cpu, mps = torch.device("cpu"), torch.device("mps")
+    assert Est(solver="lbfgs")._training_torch_dtype(np.float64, cpu) == torch.float64
+    assert Est(solver="lbfgs")._training_torch_dtype(np.float32, cpu) == torch.float32
+    assert Est(solver="lbfgs")._training_torch_dtype(np.float64, mps) == torch.float32
+    assert Est()._training_torch_dtype(np.float64, cpu) == torch.float32
+    with pytest.raises(ValueError, match=r"training_dtype='float64'.*MPS"):
+        Est(training_dtype="float64")._training_torch_dtype(np.float64, mps)
+
+
 def test_float32_model_transforms_float64_input(fitted):
     _, X = fitted
     sae = SparseAutoencoderTransformer(**FAST).fit(X.astype(np.float32))
