@@ -88,6 +88,7 @@ class Diagnostics(NamedTuple):
     code_range: torch.Tensor
     active_total: float
     reconstruction_variance: float = 0.0
+    code_abs_sum: torch.Tensor | None = None
 
 
 @torch.inference_mode()
@@ -110,6 +111,7 @@ def training_diagnostics(
 
         \text{code\_sum}_j = \sum_i h_{ij}, \qquad
         \text{code\_squares}_j = \sum_i h_{ij}^2, \qquad
+        \text{code\_abs\_sum}_j = \sum_i |h_{ij}|, \qquad
         \text{code\_range}_j = \max_i h_{ij} - \min_i h_{ij}, \qquad
         \text{active\_total} = \sum_{i,j} [h_{ij} > t]
 
@@ -127,6 +129,7 @@ def training_diagnostics(
     width = module.sizes[-1]
     code_sum = torch.zeros(width, device=device, dtype=acc)
     code_squares = torch.zeros(width, device=device, dtype=acc)
+    code_abs_sum = torch.zeros(width, device=device, dtype=acc)
     code_max = torch.full((width,), -math.inf, device=device, dtype=acc)
     code_min = torch.full((width,), math.inf, device=device, dtype=acc)
     shifted_sum = torch.zeros(module.sizes[0], device=device, dtype=acc)
@@ -141,6 +144,7 @@ def training_diagnostics(
             code = out.code.to(acc)
             code_sum += code.sum(dim=0)
             code_squares += code.pow(2).sum(dim=0)
+            code_abs_sum += code.abs().sum(dim=0)
             torch.maximum(code_max, code.amax(dim=0), out=code_max)
             torch.minimum(code_min, code.amin(dim=0), out=code_min)
             sums[2] += (code > threshold).sum()
@@ -165,6 +169,7 @@ def training_diagnostics(
         (code_max - code_min).cpu(),
         active_total,
         max(recon_variance, 0.0),
+        code_abs_sum.cpu(),
     )
 
 
@@ -193,6 +198,7 @@ class FittedDiagnostics(NamedTuple):
     dead_components: torch.Tensor
     code_rms: torch.Tensor
     shrinkage: float = 1.0
+    code_mean_abs: torch.Tensor | None = None
 
 
 def fitted_diagnostics(
@@ -238,6 +244,7 @@ def fitted_diagnostics(
         mean_l0=stats.active_total / stats.n_samples,
         dead_components=stats.code_range <= DEAD_RANGE,
         code_rms=(stats.code_squares / stats.n_samples).sqrt(),
+        code_mean_abs=stats.code_abs_sum / stats.n_samples,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import itertools
+import math
 from numbers import Integral, Real
 
 import numpy as np
@@ -139,7 +140,7 @@ class SparseAutoencoderTransformer(
     sparsity_weight : float or "auto", default="auto"
         :math:`\beta`, the weight of the KL or L1 penalty. ``"auto"``: for KL
         trained by Adam, the weight is steered after each epoch,
-        :math:`\beta \leftarrow \beta(\hat\rho/\rho)^{0.2}` from 1, so that the
+        :math:`\beta \leftarrow \beta(\hat\rho/\rho)^{0.5}` from 1, so that the
         mean activation meets ``sparsity_target`` (within about 30 %), and the code
         biases start where the code meets it; training does not stop before the
         target is met (within 10 % on the training batches). With L-BFGS it is 1;
@@ -183,8 +184,11 @@ class SparseAutoencoderTransformer(
         ``"adam"``: minibatch Adam. ``"lbfgs"``: full-batch L-BFGS with a
         strong-Wolfe line search (the UFLDL recipe; not with ``"topk"``).
 
-    learning_rate : float, default=3e-3
-        Adam's step size.
+    learning_rate : float or "auto", default="auto"
+        Adam's step size. ``"auto"``: for ``sparsity="kl"``,
+        :math:`0.02\sqrt{64 / n_{features}}` kept within [3e-3, 0.02] (0.02 on
+        digits, 0.0057 on 784 pixels), 3e-3 for the other mechanisms (see Notes).
+        ``learning_rate_`` holds the value used.
 
     learning_rate_schedule : {"plateau", "constant"}, default="plateau"
         ``"plateau"``: when the loss stops improving (see ``tol``), divide the step
@@ -192,21 +196,25 @@ class SparseAutoencoderTransformer(
         plateau, as ``MLPRegressor`` does.
 
     batch_size : int or "auto", default="auto"
-        Minibatch size for Adam; ``"auto"`` is ``min(200, n_samples)``. Larger
-        values are clipped to ``n_samples``.
+        Minibatch size for Adam; ``"auto"`` is ``n_samples // 100`` kept within
+        200 and 1000 (200 up to 20000 samples: at least 100 steps an epoch, with
+        batches large enough to keep the matrix products efficient), and at most
+        ``n_samples``. Larger values are clipped to ``n_samples``.
 
     max_iter : int, default=200
         Epochs for Adam, iterations for L-BFGS.
 
-    tol : float, default=1e-4
+    tol : float or "auto", default="auto"
         A plateau (Adam) is more than ``n_iter_no_change`` consecutive epochs in
         which the training loss per feature (:math:`J / n_{features}`, the scale
         of ``MLPRegressor``'s loss) or, with early stopping, the validation
         score (a mean squared error) has not improved by ``tol``. L-BFGS stops
-        when the largest gradient entry falls below ``tol``.
+        when the largest gradient entry falls below ``tol``. ``"auto"``: 1e-3 for
+        Adam with ``sparsity="kl"``, else 1e-4 (see Notes).
 
-    n_iter_no_change : int, default=10
-        Epochs without improvement tolerated before stopping (Adam).
+    n_iter_no_change : int or "auto", default="auto"
+        Epochs without improvement tolerated before a plateau (Adam). ``"auto"``:
+        2 for ``sparsity="kl"``, else 10 (see Notes).
 
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training data, stop on its
@@ -216,11 +224,14 @@ class SparseAutoencoderTransformer(
     validation_fraction : float, default=0.1
         Fraction of the training data held out for early stopping.
 
-    code_scaling : {"rms"} or None, default="rms"
-        ``"rms"``: ``transform`` divides each unit's code by its root mean square
-        on the training data (``code_scale_``), so that a downstream model tuned
-        for PCA's output sees features of unit scale; zeros stay zeros.
-        ``inverse_transform`` undoes it. None: the raw code.
+    code_scaling : {"mean", "rms"} or None, default="mean"
+        What ``transform`` divides each unit's code by (``code_scale_``), so that
+        a downstream model tuned for PCA's output gets features it can use; zeros
+        stay zeros, and ``inverse_transform`` undoes it. ``"mean"``: the unit's
+        mean absolute code on the training data, so that 1 is the unit's average
+        activity (a sparse unit's active samples reach many times that, as PCA's
+        leading components reach many times a unit scale); ``"rms"``: its root
+        mean square (unit-RMS features); None: the raw code.
 
     training_dtype : {"auto", "float32", "float64"}, default="auto"
         Floating-point precision of the training arithmetic. ``"auto"``: float32
@@ -297,6 +308,10 @@ class SparseAutoencoderTransformer(
     loss_ : {"mse", "bce"}
         The reconstruction loss used (``loss="auto"`` resolved).
 
+    learning_rate_ : float
+        Adam's initial step size (``learning_rate="auto"`` resolved; the
+        ``"plateau"`` schedule divides it during training).
+
     sparsity_target_ : float
         The target mean activation used (``sparsity_target="auto"`` resolved).
 
@@ -305,8 +320,9 @@ class SparseAutoencoderTransformer(
         ``sparsity_weight="auto"``).
 
     code_scale_ : ndarray of shape (n_components,)
-        What ``transform`` divides each unit's code by: its RMS on the training
-        data for ``code_scaling="rms"`` (1 for a unit that is always 0), else 1.
+        What ``transform`` divides each unit's code by: its mean absolute value
+        (``code_scaling="mean"``) or RMS (``"rms"``) on the training data (1 for a
+        unit that is always 0), else 1.
 
     reconstruction_err_ : float
         Mean squared reconstruction error on the training data,
@@ -359,6 +375,20 @@ class SparseAutoencoderTransformer(
     sklearn.decomposition.MiniBatchDictionaryLearning : Sparse codes by lasso.
     sklearn.neural_network.BernoulliRBM : Another learned non-linear feature map.
 
+    Notes
+    -----
+    **Training schedule.** ``learning_rate``, ``tol`` and ``n_iter_no_change``
+    default to ``"auto"``, resolved per mechanism. Adam on a KL code (the default)
+    takes a step of 0.02 on 64 features with ``tol=1e-3`` and a patience of 2: on
+    digits the fit then converges in about 30 epochs (about 160 at 3e-3, 1e-4 and
+    10) with about the same linear-probe accuracy, in less time than
+    ``BernoulliRBM`` at the same width (``benchmarks/bench_defaults.py``). The
+    step shrinks as :math:`1/\sqrt{n_{features}}`, since a step of each of more
+    input weights moves a pre-activation further (one-hot digits, 1000 features:
+    probe 0.75 at 0.02, 0.86 at 0.005). The other mechanisms keep 3e-3, 1e-4 and
+    10, with which they were calibrated: at 0.02 a ReLU code with an L1 penalty
+    loses every unit on digits within 4 epochs. L-BFGS uses ``tol=1e-4``.
+
     References
     ----------
     A. Ng, "Sparse autoencoder", CS294A lecture notes (UFLDL), 2011.
@@ -394,15 +424,15 @@ class SparseAutoencoderTransformer(
         "noise_type": [StrOptions({"gaussian", "masking"})],
         "tied_weights": ["boolean"],
         "solver": [StrOptions({"adam", "lbfgs"})],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "learning_rate_schedule": [StrOptions({"plateau", "constant"})],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "code_scaling": [StrOptions({"rms"}), None],
+        "code_scaling": [StrOptions({"mean", "rms"}), None],
         "training_dtype": [StrOptions({"auto", "float32", "float64"})],
         "device": [str],
         "n_threads": [Interval(Integral, 1, None, closed="left"), None],
@@ -429,15 +459,15 @@ class SparseAutoencoderTransformer(
         noise_type="masking",
         tied_weights=False,
         solver="adam",
-        learning_rate=3e-3,
+        learning_rate="auto",
         learning_rate_schedule="plateau",
         batch_size="auto",
         max_iter=200,
-        tol=1e-4,
-        n_iter_no_change=10,
+        tol="auto",
+        n_iter_no_change="auto",
         early_stopping=False,
         validation_fraction=0.1,
-        code_scaling="rms",
+        code_scaling="mean",
         training_dtype="auto",
         device="auto",
         n_threads=None,
@@ -639,15 +669,41 @@ class SparseAutoencoderTransformer(
             and self.solver == "adam"
         )
 
-    def _schedule(self, incremental: bool) -> Schedule:
+    def _fast_schedule(self) -> bool:
+        """Whether the ``"auto"`` schedule is the short one (Adam on a KL code)."""
+        return self.sparsity == "kl" and self.solver == "adam"
+
+    def _resolved_learning_rate(self, n_features: int) -> float:
+        r"""``learning_rate``; ``"auto"``: for Adam on KL, 0.02 scaled by
+        :math:`\sqrt{64 / n_{features}}` within [3e-3, 0.02]; 3e-3 otherwise."""
+        if self.learning_rate != "auto":
+            return float(self.learning_rate)
+        if self._fast_schedule():
+            return min(0.02, max(3e-3, 0.02 * math.sqrt(64.0 / n_features)))
+        return 3e-3
+
+    def _resolved_tol(self) -> float:
+        """``tol``; ``"auto"``: 1e-3 for Adam on KL, 1e-4 otherwise (L-BFGS: the
+        largest gradient entry)."""
+        if self.tol == "auto":
+            return 1e-3 if self._fast_schedule() else 1e-4
+        return float(self.tol)
+
+    def _resolved_patience(self) -> int:
+        """``n_iter_no_change``; ``"auto"``: 2 for Adam on KL, 10 otherwise."""
+        if self.n_iter_no_change == "auto":
+            return 2 if self._fast_schedule() else 10
+        return int(self.n_iter_no_change)
+
+    def _schedule(self, incremental: bool, n_features: int) -> Schedule:
         return Schedule(
             solver=self.solver,
-            learning_rate=float(self.learning_rate),
+            learning_rate=self._resolved_learning_rate(n_features),
             learning_rate_schedule=self.learning_rate_schedule,
             batch_size=self.batch_size,
             max_iter=self.max_iter,
-            tol=float(self.tol),
-            n_iter_no_change=self.n_iter_no_change,
+            tol=self._resolved_tol(),
+            n_iter_no_change=self._resolved_patience(),
             early_stopping=bool(self.early_stopping),
             validation_fraction=float(self.validation_fraction),
             noise=float(self.noise),
@@ -775,7 +831,7 @@ class SparseAutoencoderTransformer(
             module, state = self._build(X.shape[1], loss, device, dtype)
         Xt = as_rows(X, device, dtype)
         objective = self._objective(X.shape[1], loss)
-        result = train(module, Xt, objective, self._schedule(incremental), state)
+        result = train(module, Xt, objective, self._schedule(incremental, X.shape[1]), state)
         del Xt  # a training copy (float32 of float64 data) is not kept for the diagnostics
         self._commit(module, result, X, device)
         self.loss_ = loss
@@ -876,6 +932,7 @@ class SparseAutoencoderTransformer(
         self.best_validation_score_ = history.best_validation_score
         self.sparsity_weight_ = result.objective.sparsity_weight
         self.sparsity_target_ = result.objective.sparsity_target
+        self.learning_rate_ = self._resolved_learning_rate(module.sizes[0])
         rows = self._inference_rows(module)
         threshold = activity_threshold(module.sparsity, module.activation)
         unit = "iteration" if self.solver == "lbfgs" else "epoch"
@@ -884,7 +941,7 @@ class SparseAutoencoderTransformer(
             advice = (
                 "Lower weight_decay or sparsity_weight"
                 if self.solver == "lbfgs"
-                else f"Lower learning_rate (for example to {self.learning_rate / 10:g})"
+                else f"Lower learning_rate (for example to {self.learning_rate_ / 10:g})"
             )
             diag = fitted_diagnostics(module, Xt, threshold, rows, where, advice)
         self.reconstruction_err_ = diag.reconstruction_err
@@ -902,8 +959,9 @@ class SparseAutoencoderTransformer(
         else:
             self.__dict__.pop("threshold_", None)
         rms = diag.code_rms.numpy()
-        if self.code_scaling == "rms":  # zeros stay zeros; a unit that is always 0 keeps 1
-            self.code_scale_ = np.where(rms > 0, rms, 1.0)
+        statistic = {"rms": rms, "mean": diag.code_mean_abs.numpy()}.get(self.code_scaling)
+        if statistic is not None:  # zeros stay zeros; a unit that is always 0 keeps 1
+            self.code_scale_ = np.where(statistic > 0, statistic, 1.0)
         else:
             self.code_scale_ = np.ones_like(rms)
         top = module.decoder_weight(len(module.sizes) - 1)

@@ -1,5 +1,6 @@
 """The defaults of version 0.1.0: the classic configuration (squared error, KL with a
-fixed weight 0.1 toward 0.05, no corruption, raw codes, a constant step size, training in the data's dtype).
+fixed weight 0.1 toward 0.05, no corruption, raw codes, a constant step size of 3e-3,
+tol 1e-4 per feature with a patience of 10, training in the data's dtype).
 
 Tests of mechanisms that were calibrated on it spell it out, so that they keep testing
 the mechanism when the defaults move; the defaults themselves are tested in
@@ -14,6 +15,9 @@ CLASSIC = {
     "noise_type": "gaussian",
     "code_scaling": None,
     "learning_rate_schedule": "constant",
+    "learning_rate": 3e-3,
+    "tol": 1e-4,
+    "n_iter_no_change": 10,
     "training_dtype": "float64",
 }
 
@@ -23,3 +27,10 @@ def classic(*args, **params):
     from skl_sparse_ae import SparseAutoencoderTransformer
 
     return SparseAutoencoderTransformer(*args, **{**CLASSIC, **params})
+
+
+def with_base(base, /, **params):
+    """``SparseAutoencoderTransformer(**{**base, **params})``: ``params`` override ``base``."""
+    from skl_sparse_ae import SparseAutoencoderTransformer
+
+    return SparseAutoencoderTransformer(**{**base, **params})

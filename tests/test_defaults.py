@@ -60,18 +60,27 @@ def test_auto_loss_is_kept_by_continued_fits(X):
 
 
 # ------------------------------------------------------------------ code scaling
-def test_rms_code_scaling_gives_unit_rms_codes_and_keeps_zeros(X):
+STATISTICS = {
+    "rms": lambda codes: np.sqrt((codes**2).mean(axis=0)),
+    "mean": lambda codes: np.abs(codes).mean(axis=0),
+}
+
+
+@pytest.mark.parametrize("scaling", ["rms", "mean"])
+def test_code_scaling_divides_by_the_training_statistic_and_keeps_zeros(X, scaling):
     raw = _fit(X, sparsity="topk", k=3, code_scaling=None)
-    scaled = _fit(X, sparsity="topk", k=3, code_scaling="rms")
+    scaled = _fit(X, sparsity="topk", k=3, code_scaling=scaling)
     codes_raw, codes = raw.transform(X), scaled.transform(X)
     # the same network (the scale is applied after training) ...
     np.testing.assert_array_equal(raw.components_, scaled.components_)
-    # ... codes divided per unit by their training RMS: zeros stay zeros
+    # ... codes divided per unit by their training statistic: zeros stay zeros
     np.testing.assert_array_equal(codes == 0, codes_raw == 0)
-    rms = np.sqrt((codes_raw**2).mean(axis=0))
-    np.testing.assert_allclose(scaled.code_scale_, np.where(rms > 0, rms, 1.0), rtol=1e-9)
-    alive = rms > 0
-    np.testing.assert_allclose(np.sqrt((codes[:, alive] ** 2).mean(axis=0)), 1.0, rtol=1e-9)
+    statistic = STATISTICS[scaling](codes_raw)
+    np.testing.assert_allclose(
+        scaled.code_scale_, np.where(statistic > 0, statistic, 1.0), rtol=1e-9
+    )
+    alive = statistic > 0
+    np.testing.assert_allclose(STATISTICS[scaling](codes[:, alive]), 1.0, rtol=1e-9)
     # inverse_transform takes what transform returns: the same reconstructions
     np.testing.assert_allclose(
         scaled.inverse_transform(codes), raw.inverse_transform(codes_raw), rtol=1e-9, atol=1e-12
@@ -134,6 +143,7 @@ def test_steered_fits_do_not_stop_before_the_target_is_met(X, capsys):
     after 3 epochs (patience 1); a steered one goes on until the batches' mean
     activation is within STEER_TOLERANCE of the target."""
     params = {"tol": 1e9, "n_iter_no_change": 1, "learning_rate_schedule": "constant"}
+    params["learning_rate"] = 3e-3  # slow enough that the target is not met at once
     params["max_iter"] = 300
     fixed = _fit(X, sparsity_weight=1.0, noise=0.0, **params)
     steered = _fit(X, sparsity_weight="auto", sparsity_target=0.05, noise=0.0, verbose=1, **params)

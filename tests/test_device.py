@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from classic import CLASSIC
+from classic import CLASSIC, with_base
 
 import skl_sparse_ae._device as device_module
 from skl_sparse_ae import SparseAutoencoderTransformer
@@ -243,9 +243,7 @@ def test_caller_thread_setting_is_restored(X, before, n_threads, solver):
 @pytest.mark.parametrize("n_threads", [None, 1, 2])
 def test_thread_setting_is_restored_when_fit_raises(X, before, n_threads):
     torch.set_num_threads(before)
-    sae = SparseAutoencoderTransformer(
-        n_threads=n_threads, learning_rate=1e300, batch_size=10, **FAST
-    )
+    sae = with_base(FAST, n_threads=n_threads, learning_rate=1e300, batch_size=10)
     with pytest.raises(DivergedError):  # raised inside training
         sae.fit(X)
     assert torch.get_num_threads() == before

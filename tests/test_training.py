@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from classic import CLASSIC
+from classic import CLASSIC, with_base
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPRegressor
 from sklearn.pipeline import make_pipeline
@@ -307,31 +307,29 @@ def test_no_improvement_rule_is_mlpregressors(X, n_iter_no_change):
 
 
 def test_training_stops_once_the_loss_stops_improving(X):
-    sae = SparseAutoencoderTransformer(
-        **FAST, max_iter=500, tol=1e-3, n_iter_no_change=2, learning_rate=1e-2
-    ).fit(X)
+    sae = with_base(FAST, max_iter=500, tol=1e-3, n_iter_no_change=2, learning_rate=1e-2).fit(X)
     assert sae.n_iter_ < 500
     curve = np.array(sae.loss_curve_) / X.shape[1]  # tol applies to the loss per feature
     # the last three epochs each failed to beat the best loss before it by tol
     for i in range(len(curve) - 3, len(curve)):
         assert curve[i] > curve[:i].min() - 1e-3
     # and with tol on the summed loss (64 times stricter) training goes on longer
-    strict = SparseAutoencoderTransformer(
-        **FAST, max_iter=500, tol=1e-3 / X.shape[1], n_iter_no_change=2, learning_rate=1e-2
+    strict = with_base(
+        FAST, max_iter=500, tol=1e-3 / X.shape[1], n_iter_no_change=2, learning_rate=1e-2
     ).fit(X)
     assert strict.n_iter_ > sae.n_iter_
 
 
 def test_max_iter_without_convergence_warns(X):
     with pytest.warns(ConvergenceWarning, match="max_iter=3"):
-        sae = SparseAutoencoderTransformer(**FAST, max_iter=3, tol=0.0).fit(X)
+        sae = with_base(FAST, max_iter=3, tol=0.0).fit(X)
     assert sae.n_iter_ == 3
 
 
 def test_early_stopping_restores_the_best_weights(X):
     # a large step makes the validation score wander, so the best epoch is not the last
-    sae = SparseAutoencoderTransformer(
-        **FAST,
+    sae = with_base(
+        FAST,
         early_stopping=True,
         validation_fraction=0.2,
         learning_rate=0.05,
@@ -357,14 +355,12 @@ def test_early_stopping_restores_the_best_weights(X):
 
 
 def test_early_stopping_counts_epochs_without_validation_improvement(X):
-    sae = SparseAutoencoderTransformer(
-        **FAST, early_stopping=True, tol=1e9, n_iter_no_change=2, max_iter=50
-    ).fit(X)
+    sae = with_base(FAST, early_stopping=True, tol=1e9, n_iter_no_change=2, max_iter=50).fit(X)
     assert sae.n_iter_ == 4  # as MLPRegressor: best + tol never reached after epoch 1
 
 
 def test_validation_attributes_are_none_without_early_stopping(X):
-    sae = _fit_quietly(SparseAutoencoderTransformer(**FAST, max_iter=2), X)
+    sae = _fit_quietly(with_base(FAST, max_iter=2), X)
     assert sae.validation_scores_ is None and sae.best_validation_score_ is None
     assert all(p.grad is None for p in sae.module_.parameters())  # no stale gradients
 
@@ -378,7 +374,7 @@ def test_two_partial_fits_are_two_epochs_of_fit(X, params):
     streamed.partial_fit(X)
     assert streamed.n_iter_ == 1 and len(streamed.loss_curve_) == 1
     streamed.partial_fit(X)
-    fitted = _fit_quietly(SparseAutoencoderTransformer(**{**FAST, **params}, max_iter=2, tol=0), X)
+    fitted = _fit_quietly(with_base({**FAST, **params}, max_iter=2, tol=0), X)
     assert streamed.n_iter_ == 2
     np.testing.assert_array_equal(streamed.loss_curve_, fitted.loss_curve_)
     np.testing.assert_array_equal(streamed.transform(X), fitted.transform(X))
@@ -406,8 +402,8 @@ def test_partial_fit_keeps_the_number_of_features(X):
 @pytest.mark.parametrize("params", [{}, {"noise": 0.2, "noise_type": "masking"}])
 def test_warm_start_continues_exactly_where_fit_stopped(X, params):
     """fit(max_iter=2) then a warm fit(max_iter=2) is fit(max_iter=4), bit for bit."""
-    once = _fit_quietly(SparseAutoencoderTransformer(**{**FAST, **params}, max_iter=4, tol=0), X)
-    twice = SparseAutoencoderTransformer(**{**FAST, **params}, max_iter=2, tol=0, warm_start=True)
+    once = _fit_quietly(with_base({**FAST, **params}, max_iter=4, tol=0), X)
+    twice = with_base({**FAST, **params}, max_iter=2, tol=0, warm_start=True)
     _fit_quietly(twice, X)
     _fit_quietly(twice, X)
     assert twice.n_iter_ == once.n_iter_ == 4
@@ -416,7 +412,7 @@ def test_warm_start_continues_exactly_where_fit_stopped(X, params):
 
 
 def test_without_warm_start_fit_starts_over(X):
-    sae = SparseAutoencoderTransformer(**FAST, max_iter=2, tol=0)
+    sae = with_base(FAST, max_iter=2, tol=0)
     first = _fit_quietly(sae, X).transform(X)
     again = _fit_quietly(sae, X).transform(X)
     assert sae.n_iter_ == 2
@@ -432,7 +428,7 @@ def test_lbfgs_stopped_by_its_evaluation_budget_says_so(X, monkeypatch):
             super().__init__(params, **{**kwargs, "max_eval": 4})
 
     monkeypatch.setattr(torch.optim, "LBFGS", FewEvaluations)
-    sae = SparseAutoencoderTransformer(**FAST, solver="lbfgs", max_iter=15, tol=0.0)
+    sae = with_base(FAST, solver="lbfgs", max_iter=15, tol=0.0)
     with pytest.warns(
         ConvergenceWarning, match=r"function evaluations .* after (\d) of max_iter=15"
     ):
@@ -442,8 +438,8 @@ def test_lbfgs_stopped_by_its_evaluation_budget_says_so(X, monkeypatch):
 
 def test_lbfgs_loss_curve_is_the_objective_at_the_accepted_points(X):
     with pytest.warns(ConvergenceWarning, match="max_iter=15 iterations"):
-        sae = SparseAutoencoderTransformer(
-            **FAST, solver="lbfgs", max_iter=15, tol=0.0, output_activation="sigmoid"
+        sae = with_base(
+            FAST, solver="lbfgs", max_iter=15, tol=0.0, output_activation="sigmoid"
         ).fit(X)
     assert sae.n_iter_ == 15 == len(sae.loss_curve_)
     curve = np.array(sae.loss_curve_)
@@ -459,7 +455,7 @@ def test_lbfgs_loss_curve_is_the_objective_at_the_accepted_points(X):
 def test_lbfgs_stops_when_the_gradient_is_small(X):
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
-        sae = SparseAutoencoderTransformer(**FAST, solver="lbfgs", max_iter=200, tol=0.1).fit(X)
+        sae = with_base(FAST, solver="lbfgs", max_iter=200, tol=0.1).fit(X)
     assert 1 < sae.n_iter_ < 200  # measured: 10 iterations
     assert len(sae.loss_curve_) == sae.n_iter_
     # it stopped because the largest gradient entry fell below tol
@@ -473,9 +469,7 @@ def test_lbfgs_stops_when_the_gradient_is_small(X):
 def test_lbfgs_verbose_prints_one_line_per_iteration(X, capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        sae = SparseAutoencoderTransformer(
-            **FAST, solver="lbfgs", max_iter=6, tol=0.0, verbose=1
-        ).fit(X)
+        sae = with_base(FAST, solver="lbfgs", max_iter=6, tol=0.0, verbose=1).fit(X)
     lines = [line for line in capsys.readouterr().out.splitlines() if line]
     assert len(lines) == sae.n_iter_ == 6
     for i, (line, loss) in enumerate(zip(lines, sae.loss_curve_), start=1):
@@ -498,29 +492,27 @@ def _check_epoch_lines(lines, label, loss_curve):
 
 
 def test_verbose_prints_one_line_per_epoch(X, capsys):
-    sae = _fit_quietly(SparseAutoencoderTransformer(**FAST, max_iter=3, tol=0, verbose=1), X)
+    sae = _fit_quietly(with_base(FAST, max_iter=3, tol=0, verbose=1), X)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3
     _check_epoch_lines(lines, "Epoch", sae.loss_curve_)
 
 
 def test_verbose_partial_fit_prints_the_same_line_as_an_epoch(X, capsys):
-    sae = SparseAutoencoderTransformer(**FAST, verbose=1).partial_fit(X).partial_fit(X)
+    sae = with_base(FAST, verbose=1).partial_fit(X).partial_fit(X)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2
     _check_epoch_lines(lines, "partial_fit", sae.loss_curve_)
 
 
 def test_verbose_with_early_stopping_shows_the_validation_score(X, capsys):
-    _fit_quietly(
-        SparseAutoencoderTransformer(**FAST, max_iter=2, early_stopping=True, verbose=1), X
-    )
+    _fit_quietly(with_base(FAST, max_iter=2, early_stopping=True, verbose=1), X)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and all(", validation score " in line for line in lines)
 
 
 def test_silent_by_default(X, capsys):
-    _fit_quietly(SparseAutoencoderTransformer(**FAST, max_iter=2), X)
+    _fit_quietly(with_base(FAST, max_iter=2), X)
     assert capsys.readouterr().out == ""
 
 
@@ -550,7 +542,7 @@ def test_verbose_2_without_tqdm_prints_plain_progress_lines(X, capsys, monkeypat
 
 
 def test_verbose_2_short_epochs_have_no_progress_bar(X, capsys):
-    _fit_quietly(SparseAutoencoderTransformer(**FAST, max_iter=1, verbose=2), X)
+    _fit_quietly(with_base(FAST, max_iter=1, verbose=2), X)
     assert capsys.readouterr().out.splitlines()[0].startswith("Epoch 1: loss")
 
 
@@ -641,7 +633,7 @@ def test_train_step_returns_the_batch_code(X):
 
 @pytest.mark.parametrize("call", ["fit", "fit_transform", "pipeline"])
 def test_convergence_warning_points_at_the_callers_line(X, call):
-    sae = SparseAutoencoderTransformer(**FAST, max_iter=2, tol=0.0)
+    sae = with_base(FAST, max_iter=2, tol=0.0)
     with pytest.warns(ConvergenceWarning) as record:
         if call == "fit":
             sae.fit(X)
