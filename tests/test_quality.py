@@ -166,14 +166,16 @@ def _fit_default(X, **params):
 def test_defaults_on_digits_in_the_unit_interval(labelled_digits):
     """Digits / 16 with no arguments: cross-entropy, converged, on target, a better probe.
 
-    Measured (CPU, seed 0): 160 epochs, no warning; mean activation 0.0536 (target
-    0.05); probe accuracy 0.9911 (raw pixels 0.969, PCA 0.969, the UFLDL L-BFGS recipe
-    0.984); BernoulliRBM(128) 0.887.
+    Measured (CPU, seed 0): 28 epochs, no warning; mean activation 0.0548 (target
+    0.05); probe accuracy 0.9911 (seeds 0-5: 0.971-0.991, mean 0.981; raw pixels 0.969,
+    PCA 0.969, the UFLDL L-BFGS recipe 0.984); BernoulliRBM(128) 0.887. Before the
+    short schedule (learning rate 3e-3, tol 1e-4, patience 10) the fit took 160 epochs.
     """
     X_train, X_test, y_train, y_test = labelled_digits
     X_train, X_test = X_train / 16.0, X_test / 16.0
     sae = _fit_default(X_train)
     assert sae.loss_ == "bce" and sae.sparsity_target_ == 0.05
+    assert sae.n_iter_ <= 40  # the short schedule (time is measured in benchmarks/)
     assert sae.mean_activation_.mean() == pytest.approx(0.05, rel=0.3)
     ours = _probe(sae, X_train, X_test, y_train, y_test, max_iter=1000)
     assert ours >= 0.982
@@ -182,7 +184,7 @@ def test_defaults_on_digits_in_the_unit_interval(labelled_digits):
 
 
 def test_defaults_on_standardised_digits_meet_the_target(labelled_digits):
-    """Measured: 120 epochs, no warning, mean activation 0.0603 (target 0.05)."""
+    """Measured: 33 epochs, no warning, mean activation 0.0618 (target 0.05)."""
     X_train = StandardScaler().fit_transform(labelled_digits[0])
     sae = _fit_default(X_train)
     assert sae.loss_ == "mse"
@@ -190,7 +192,7 @@ def test_defaults_on_standardised_digits_meet_the_target(labelled_digits):
 
 
 def test_defaults_on_ufldl_patches_meet_the_target():
-    """Measured (10000 patches in [0.1, 0.9]): 51 epochs, mean activation 0.0461."""
+    """Measured (10000 patches in [0.1, 0.9]): 12 epochs, mean activation 0.0472."""
     X = load_ufldl_patches(n_patches=10000)
     sae = _fit_default(X)
     assert sae.mean_activation_.mean() == pytest.approx(0.05, rel=0.3)
@@ -200,8 +202,11 @@ def test_defaults_on_ufldl_patches_meet_the_target():
 def test_a_pca_tuned_downstream_model_works_on_the_codes(labelled_digits):
     """StandardScaler -> reducer(30) -> LogisticRegression(tol=0.1), as written for PCA.
 
-    Measured: PCA(30) 0.8933; the defaults 0.8933 (codes scaled per unit by their
-    RMS, target 3/30 = 0.1); the raw codes of 0.1.0 0.10 (the solver stops at once).
+    Measured: PCA(30) 0.8933; the defaults 0.896 (seed 0; seeds 0-7: 0.882-0.907,
+    mean 0.8933), codes divided per unit by their mean absolute training code, target
+    3/30 = 0.1; the same codes scaled to unit RMS 0.863 on average over seeds 0-7 (the
+    solver stops earlier on smaller features); the raw codes of 0.1.0 0.10 (it stops
+    at once).
     """
     X_train, X_test, y_train, y_test = labelled_digits
 
