@@ -60,8 +60,8 @@ class SparseAutoencoderTransformer(
     r"""Sparse autoencoder as a scikit-learn transformer, trained with PyTorch.
 
     ``transform`` returns the sparse code :math:`h` of each sample (shape
-    ``(n_samples, n_components)``; each unit divided by its training RMS with the
-    default ``code_scaling="rms"``), ``inverse_transform`` decodes codes back to
+    ``(n_samples, n_components)``; each unit divided by its mean absolute training
+    code with the default ``code_scaling="mean"``), ``inverse_transform`` decodes codes back to
     the input space, and ``score`` is the negative mean squared reconstruction
     error, so that it can replace :class:`~sklearn.decomposition.PCA` in a
     :class:`~sklearn.pipeline.Pipeline` and be tuned by
@@ -197,9 +197,10 @@ class SparseAutoencoderTransformer(
 
     batch_size : int or "auto", default="auto"
         Minibatch size for Adam; ``"auto"`` is ``n_samples // 100`` kept within
-        200 and 1000 (200 up to 20000 samples: at least 100 steps an epoch, with
-        batches large enough to keep the matrix products efficient), and at most
-        ``n_samples``. Larger values are clipped to ``n_samples``.
+        200 and 1000, and at most ``n_samples``: 200 rows up to 20000 samples, then
+        larger batches, whose matrix products run closer to the machine's rate,
+        with at least 100 steps an epoch up to 100000 samples. Larger values are
+        clipped to ``n_samples``.
 
     max_iter : int, default=200
         Epochs for Adam, iterations for L-BFGS.
@@ -239,8 +240,8 @@ class SparseAutoencoderTransformer(
         rounding; on digits an epoch costs 0.6 times a float64 one on a CPU, on a
         GPU far less) and the dtype of ``X`` for ``solver="lbfgs"`` (its line
         search compares nearly equal objective values). The fitted model is kept,
-        and ``transform`` computes, in the dtype of ``X`` either way. MPS has no
-        float64.
+        and ``transform`` computes, in the dtype of the ``X`` it was last trained
+        on, either way. MPS has no float64.
 
     device : str, default="auto"
         ``"auto"`` (CUDA if available, else MPS, else CPU), ``"cpu"``,
@@ -308,9 +309,9 @@ class SparseAutoencoderTransformer(
     loss_ : {"mse", "bce"}
         The reconstruction loss used (``loss="auto"`` resolved).
 
-    learning_rate_ : float
+    learning_rate_ : float or None
         Adam's initial step size (``learning_rate="auto"`` resolved; the
-        ``"plateau"`` schedule divides it during training).
+        ``"plateau"`` schedule divides it during training); None for L-BFGS.
 
     sparsity_target_ : float
         The target mean activation used (``sparsity_target="auto"`` resolved).
@@ -384,7 +385,7 @@ class SparseAutoencoderTransformer(
     10) with about the same linear-probe accuracy, in less time than
     ``BernoulliRBM`` at the same width (``benchmarks/bench_defaults.py``). The
     step shrinks as :math:`1/\sqrt{n_{features}}`, since a step of each of more
-    input weights moves a pre-activation further (one-hot digits, 1000 features:
+    input weights moves a pre-activation further (one-hot digits, 1088 features:
     probe 0.75 at 0.02, 0.86 at 0.005). The other mechanisms keep 3e-3, 1e-4 and
     10, with which they were calibrated: at 0.02 a ReLU code with an L1 penalty
     loses every unit on digits within 4 epochs. L-BFGS uses ``tol=1e-4``.
@@ -832,8 +833,7 @@ class SparseAutoencoderTransformer(
         Xt = as_rows(X, device, dtype)
         objective = self._objective(X.shape[1], loss)
         result = train(module, Xt, objective, self._schedule(incremental, X.shape[1]), state)
-        del Xt  # a training copy (float32 of float64 data) is not kept for the diagnostics
-        self._commit(module, result, X, device)
+        self._commit(module, result, X, Xt)
         self.loss_ = loss
         if not incremental and not result.history.converged:
             warn_at_caller(
@@ -908,19 +908,23 @@ class SparseAutoencoderTransformer(
         )
         return module, state
 
-    def _commit(self, module, result, X, device: torch.device) -> None:
-        """Set every fitted attribute from a finished training run on ``X``.
+    def _commit(self, module, result, X, Xt) -> None:
+        """Set every fitted attribute from a finished training run on ``X``
+        (``Xt``: the rows it trained on, on the device, in the training dtype).
 
         The module is kept in the dtype of ``X`` (whatever ``training_dtype`` was),
         so that the diagnostics, computed here on ``X``, are what ``transform``,
-        ``inverse_transform`` and ``score`` give. The diagnostics pass
+        ``inverse_transform`` and ``score`` give; ``Xt`` is reused when its dtype is
+        that one (float32 data, or ``training_dtype="float64"``), else ``X`` is read
+        to the device again in its own dtype. The diagnostics pass
         (:func:`._diagnostics.fitted_diagnostics`) may still raise a divergence
         error; ``_restore_on_error`` then undoes the whole commit.
         """
         history, state = result.history, result.state
         dtype = X.dtype
-        module = module.to(dtype=torch_dtype(dtype, device))
-        Xt = as_rows(X, device, next(module.parameters()).dtype)
+        module = module.to(dtype=torch_dtype(dtype, Xt.device))
+        if Xt.dtype != next(module.parameters()).dtype:
+            Xt = as_rows(X, Xt.device, next(module.parameters()).dtype)
         self.module_ = module
         self.device_ = str(Xt.device)
         self._optimizer_state = state.optimizer_state
@@ -932,7 +936,9 @@ class SparseAutoencoderTransformer(
         self.best_validation_score_ = history.best_validation_score
         self.sparsity_weight_ = result.objective.sparsity_weight
         self.sparsity_target_ = result.objective.sparsity_target
-        self.learning_rate_ = self._resolved_learning_rate(module.sizes[0])
+        self.learning_rate_ = (
+            self._resolved_learning_rate(module.sizes[0]) if self.solver == "adam" else None
+        )
         rows = self._inference_rows(module)
         threshold = activity_threshold(module.sparsity, module.activation)
         unit = "iteration" if self.solver == "lbfgs" else "epoch"

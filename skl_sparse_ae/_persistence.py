@@ -105,8 +105,10 @@ def loadable_state(state: dict) -> dict:
         state["_generator_states"] = _to_tensors(state.get("_generator_states"))
     if "training_dtype" not in state:  # it trained in its data's dtype then
         module = state.get("module_")
-        dtype = next(module.parameters()).dtype if module is not None else torch.float64
-        state["training_dtype"] = str(dtype).removeprefix("torch.")
+        if module is None:  # not fitted: the default
+            state["training_dtype"] = "auto"
+        else:
+            state["training_dtype"] = str(next(module.parameters()).dtype).removeprefix("torch.")
     device = state.get("device_")
     if device is None or device == "cpu":
         return state

@@ -1,6 +1,7 @@
 """The defaults of version 0.1.0: the classic configuration (squared error, KL with a
 fixed weight 0.1 toward 0.05, no corruption, raw codes, a constant step size of 3e-3,
-tol 1e-4 per feature with a patience of 10, training in the data's dtype).
+tol 1e-4 per feature with a patience of 10, training in float64 as 0.1.0 did for
+float64 data).
 
 Tests of mechanisms that were calibrated on it spell it out, so that they keep testing
 the mechanism when the defaults move; the defaults themselves are tested in

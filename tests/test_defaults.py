@@ -152,3 +152,40 @@ def test_steered_fits_do_not_stop_before_the_target_is_met(X, capsys):
     lines = capsys.readouterr().out.splitlines()
     last = [float(line.split("mean activation ")[1].split(",")[0]) for line in lines[-2:]]
     assert all(abs(a / 0.05 - 1) <= STEER_TOLERANCE for a in last)
+
+
+# ------------------------------------------------------- the "auto" training schedule
+@pytest.mark.parametrize(
+    "n_features, expected", [(13, 0.02), (64, 0.02), (784, 0.02 * (64 / 784) ** 0.5), (5000, 3e-3)]
+)
+def test_auto_learning_rate_of_kl_shrinks_with_the_input_width(n_features, expected):
+    sae = SparseAutoencoderTransformer()
+    assert sae._resolved_learning_rate(n_features) == pytest.approx(expected)
+    assert sae._resolved_tol() == 1e-3 and sae._resolved_patience() == 2
+
+
+@pytest.mark.parametrize(
+    "params", [{"sparsity": "l1"}, {"sparsity": "topk"}, {"sparsity": None}, {"solver": "lbfgs"}]
+)
+def test_other_mechanisms_and_lbfgs_keep_the_calibrated_schedule(params):
+    sae = SparseAutoencoderTransformer(**params)
+    assert sae._resolved_learning_rate(64) == 3e-3
+    assert sae._resolved_tol() == 1e-4 and sae._resolved_patience() == 10
+
+
+def test_explicit_schedule_wins_and_learning_rate_is_recorded(X):
+    sae = _fit(X, learning_rate=0.005, tol=0.1, n_iter_no_change=1)
+    assert sae.learning_rate_ == 0.005
+    assert sae._resolved_tol() == 0.1 and sae._resolved_patience() == 1
+    assert _fit(X).learning_rate_ == pytest.approx(0.02)
+    assert _fit(X, solver="lbfgs", max_iter=3).learning_rate_ is None
+
+
+@pytest.mark.parametrize(
+    "n_samples, expected", [(50, 50), (1347, 200), (20000, 200), (60000, 600), (500000, 1000)]
+)
+def test_auto_batch_size_grows_with_the_data_within_its_range(n_samples, expected):
+    from skl_sparse_ae._training import Schedule, _batch_size
+
+    assert _batch_size(Schedule(), n_samples) == expected
+    assert _batch_size(Schedule(batch_size=64), n_samples) == min(64, n_samples)

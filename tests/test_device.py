@@ -160,6 +160,21 @@ def test_training_and_transform_stay_on_cuda(X):
 
 
 @needs_cuda
+def test_default_training_dtype_on_cuda_trains_in_float32_and_keeps_float64(X):
+    """The defaults' path: float64 data, float32 training on the GPU, a float64 model."""
+    sae = SparseAutoencoderTransformer(device="cuda", n_components=4, max_iter=3, random_state=0)
+    codes = sae.fit_transform(X)
+    moments = sae._optimizer_state["state"].values()
+    assert {v.dtype for m in moments for k, v in m.items() if k != "step"} == {torch.float32}
+    assert next(sae.module_.parameters()).dtype == torch.float64
+    assert next(sae.module_.parameters()).device.type == "cuda"
+    assert codes.dtype == np.float64
+    assert sae.reconstruction_err_ == pytest.approx(-sae.score(X), rel=1e-12)
+    sae.partial_fit(X)
+    assert next(sae.module_.parameters()).dtype == torch.float64
+
+
+@needs_cuda
 def test_cuda_fits_are_reproducible(X):
     params = {**FAST, "device": "cuda", "noise": 0.1}
     a = SparseAutoencoderTransformer(**params).fit_transform(X)

@@ -398,4 +398,6 @@ def test_models_pickled_by_version_0_1_0_load_transform_and_train():
         assert model.n_iter_ == n_iter + 1
         assert np.isfinite(model.transform(X)).all()
     assert saved["models"]["topk"].module_.sparsity == "topk"
+    # they trained in their data's dtype: a continued fit still does
+    assert {m.training_dtype for m in saved["models"].values()} == {"float64"}
     assert (saved["models"]["topk"].transform(X) > 0).sum(axis=1).max() <= 3

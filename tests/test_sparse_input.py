@@ -58,6 +58,15 @@ def test_fit_on_sparse_gives_the_dense_model(digits, name):
     np.testing.assert_allclose(sparse.reconstruction_err_, dense.reconstruction_err_, rtol=1e-10)
 
 
+def test_fit_on_sparse_gives_the_dense_model_in_float32_training(digits):
+    """The defaults' float32 training (a sigmoid output: no standardisation to round
+    differently), sparse against dense: measured identical."""
+    dense = _fit(SparseAutoencoderTransformer(**FAST), digits)
+    sparse = _fit(SparseAutoencoderTransformer(**FAST), sp.csr_matrix(digits))
+    np.testing.assert_allclose(sparse.loss_curve_, dense.loss_curve_, rtol=1e-6)
+    np.testing.assert_allclose(sparse.components_, dense.components_, rtol=1e-5, atol=1e-7)
+
+
 @pytest.mark.parametrize(
     "container", [sp.csr_matrix, sp.csc_matrix, sp.csr_array, sp.csc_array, sp.coo_matrix]
 )
