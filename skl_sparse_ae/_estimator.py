@@ -833,7 +833,9 @@ class SparseAutoencoderTransformer(
         Xt = as_rows(X, device, dtype)
         objective = self._objective(X.shape[1], loss)
         result = train(module, Xt, objective, self._schedule(incremental, X.shape[1]), state)
-        self._commit(module, result, X, Xt)
+        if Xt.dtype != torch_dtype(X.dtype, device):
+            Xt = None  # the training copy goes before X is read again in its own dtype
+        self._commit(module, result, X, device, Xt)
         self.loss_ = loss
         if not incremental and not result.history.converged:
             warn_at_caller(
@@ -908,23 +910,23 @@ class SparseAutoencoderTransformer(
         )
         return module, state
 
-    def _commit(self, module, result, X, Xt) -> None:
-        """Set every fitted attribute from a finished training run on ``X``
-        (``Xt``: the rows it trained on, on the device, in the training dtype).
+    def _commit(self, module, result, X, device: torch.device, Xt=None) -> None:
+        """Set every fitted attribute from a finished training run on ``X``.
 
         The module is kept in the dtype of ``X`` (whatever ``training_dtype`` was),
         so that the diagnostics, computed here on ``X``, are what ``transform``,
-        ``inverse_transform`` and ``score`` give; ``Xt`` is reused when its dtype is
-        that one (float32 data, or ``training_dtype="float64"``), else ``X`` is read
-        to the device again in its own dtype. The diagnostics pass
-        (:func:`._diagnostics.fitted_diagnostics`) may still raise a divergence
-        error; ``_restore_on_error`` then undoes the whole commit.
+        ``inverse_transform`` and ``score`` give. ``Xt``, the training rows on
+        ``device``, is reused when given (they are in that dtype: float32 data, or
+        ``training_dtype="float64"``); else ``X`` is read to ``device`` in its own
+        dtype. The diagnostics pass (:func:`._diagnostics.fitted_diagnostics`) may
+        still raise a divergence error; ``_restore_on_error`` then undoes the whole
+        commit.
         """
         history, state = result.history, result.state
         dtype = X.dtype
-        module = module.to(dtype=torch_dtype(dtype, Xt.device))
-        if Xt.dtype != next(module.parameters()).dtype:
-            Xt = as_rows(X, Xt.device, next(module.parameters()).dtype)
+        module = module.to(dtype=torch_dtype(dtype, device))
+        if Xt is None:
+            Xt = as_rows(X, device, next(module.parameters()).dtype)
         self.module_ = module
         self.device_ = str(Xt.device)
         self._optimizer_state = state.optimizer_state
