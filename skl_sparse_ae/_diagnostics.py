@@ -85,10 +85,10 @@ class Diagnostics(NamedTuple):
     variance: float
     code_sum: torch.Tensor
     code_squares: torch.Tensor
+    code_abs_sum: torch.Tensor
     code_range: torch.Tensor
     active_total: float
     reconstruction_variance: float = 0.0
-    code_abs_sum: torch.Tensor | None = None
 
 
 @torch.inference_mode()
@@ -166,10 +166,10 @@ def training_diagnostics(
         max(variance, 0.0),
         code_sum.cpu(),
         code_squares.cpu(),
+        code_abs_sum.cpu(),
         (code_max - code_min).cpu(),
         active_total,
         max(recon_variance, 0.0),
-        code_abs_sum.cpu(),
     )
 
 
@@ -197,8 +197,8 @@ class FittedDiagnostics(NamedTuple):
     mean_l0: float
     dead_components: torch.Tensor
     code_rms: torch.Tensor
+    code_mean_abs: torch.Tensor
     shrinkage: float = 1.0
-    code_mean_abs: torch.Tensor | None = None
 
 
 def fitted_diagnostics(
