@@ -1,8 +1,9 @@
 """Sparse autoencoders as scikit-learn transformers, trained with PyTorch."""
 
 from . import datasets
+from ._diagnostics import FitQualityWarning
 from ._estimator import SparseAutoencoderTransformer
 
 __version__ = "0.1.0"
 
-__all__ = ["SparseAutoencoderTransformer", "__version__", "datasets"]
+__all__ = ["FitQualityWarning", "SparseAutoencoderTransformer", "__version__", "datasets"]

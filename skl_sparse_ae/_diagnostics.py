@@ -23,10 +23,12 @@ __all__ = [
     "DEAD_RANGE",
     "Diagnostics",
     "DivergedError",
+    "FitQualityWarning",
     "FittedDiagnostics",
     "check_finite",
     "check_finite_fit",
     "check_no_blow_up",
+    "fit_quality_problems",
     "fitted_diagnostics",
     "training_diagnostics",
     "warn_at_caller",
@@ -40,6 +42,55 @@ DEAD_RANGE = 1e-6
 
 class DivergedError(ValueError):
     """The training loss became NaN or infinite."""
+
+
+class FitQualityWarning(UserWarning):
+    """A fit finished, but its model is of little use: it reconstructs no better than
+    the mean, its sparse code is empty, or many of its units are dead.
+
+    The message names the cause and the parameter to change. Filter it with
+    ``warnings.filterwarnings("ignore", category=FitQualityWarning)``, or turn it into
+    an error with ``"error"``.
+    """
+
+
+#: A model whose fraction of variance unexplained reaches this is no better than the mean.
+USELESS_FVU = 0.9
+#: A code with exact zeros whose mean number of active units is below this is empty.
+EMPTY_L0 = 0.5
+#: More than this fraction of dead units is reported.
+DEAD_FRACTION = 0.1
+
+
+def fit_quality_problems(
+    fvu: float, mean_l0: float, dead_fraction: float, n_units: int, zeros_mean_off: bool
+) -> list[str]:
+    """The reasons a fitted model is of little use, each with its likely cause and fix.
+
+    ``zeros_mean_off``: the code has exact zeros (ReLU, TopK, JumpReLU), so that its
+    mean number of non-zero units is its L0 (a sigmoid code is never exactly 0).
+    """
+    problems = []
+    if fvu >= USELESS_FVU:
+        problems.append(
+            f"it reconstructs the training data no better than their mean (fraction of "
+            f"variance unexplained {fvu:.3g} >= {USELESS_FVU}): training stopped before the "
+            "model learnt, or the sparsity penalty leaves the code nothing to carry. Lower "
+            "tol or raise max_iter, or lower sparsity_weight (raise k for TopK)"
+        )
+    if zeros_mean_off and mean_l0 < EMPTY_L0:
+        problems.append(
+            f"its code is empty (on average {mean_l0:.3g} active units per sample, below "
+            f"{EMPTY_L0}): the sparsity penalty switched the code off. Lower sparsity_weight"
+        )
+    if dead_fraction > DEAD_FRACTION:
+        problems.append(
+            f"{round(dead_fraction * n_units)} of its {n_units} units are dead (the same "
+            "code on every training sample): they carry nothing. Lower learning_rate or "
+            "sparsity_weight, use loss='mse' with noise=0 for ReLU-type codes, or fewer "
+            "n_components"
+        )
+    return problems
 
 
 def _diverged(what: str, where: str, advice: str = "Lower learning_rate") -> DivergedError:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import itertools
-import math
 from numbers import Integral, Real
 
 import numpy as np
@@ -28,6 +26,7 @@ from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from ._defaults import Resolved, data_facts, resolve
 from ._device import (
     num_threads,
     resolve_device,
@@ -36,7 +35,12 @@ from ._device import (
     to_tensor,
     torch_dtype,
 )
-from ._diagnostics import fitted_diagnostics, warn_at_caller
+from ._diagnostics import (
+    FitQualityWarning,
+    fit_quality_problems,
+    fitted_diagnostics,
+    warn_at_caller,
+)
 from ._model import SparseAutoencoder
 from ._objective import Objective
 from ._persistence import loadable_state, portable_state
@@ -421,7 +425,7 @@ class SparseAutoencoderTransformer(
         "k": [Interval(Integral, 1, None, closed="left"), None],
         "matryoshka_widths": ["array-like", None],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "noise": [Interval(Real, 0, None, closed="left")],
+        "noise": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "noise_type": [StrOptions({"gaussian", "masking"})],
         "tied_weights": ["boolean"],
         "solver": [StrOptions({"adam", "lbfgs"})],
@@ -433,7 +437,7 @@ class SparseAutoencoderTransformer(
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "code_scaling": [StrOptions({"mean", "rms"}), None],
+        "code_scaling": [StrOptions({"auto", "mean", "rms"}), None],
         "training_dtype": [StrOptions({"auto", "float32", "float64"})],
         "device": [str],
         "n_threads": [Interval(Integral, 1, None, closed="left"), None],
@@ -456,7 +460,7 @@ class SparseAutoencoderTransformer(
         k=None,
         matryoshka_widths=None,
         weight_decay=1e-4,
-        noise=0.2,
+        noise="auto",
         noise_type="masking",
         tied_weights=False,
         solver="adam",
@@ -468,7 +472,7 @@ class SparseAutoencoderTransformer(
         n_iter_no_change="auto",
         early_stopping=False,
         validation_fraction=0.1,
-        code_scaling="mean",
+        code_scaling="auto",
         training_dtype="auto",
         device="auto",
         n_threads=None,
@@ -523,70 +527,21 @@ class SparseAutoencoderTransformer(
             self.__dict__.update(saved)
             raise
 
-    def _resolved_hidden_sizes(self) -> tuple[int, ...]:
-        sizes = self.hidden_layer_sizes
-        if isinstance(sizes, Integral):
-            sizes = (sizes,)
-        sizes = tuple(sizes)
-        if not all(isinstance(s, Integral) and not isinstance(s, bool) and s >= 1 for s in sizes):
-            raise ValueError(
-                "hidden_layer_sizes must be a tuple of positive integers (layer widths); "
-                f"got {self.hidden_layer_sizes!r}."
-            )
-        return tuple(int(s) for s in sizes)
+    def _config(
+        self, X, continuing: bool = False, device_type: str = "cpu", incremental: bool = False
+    ) -> Resolved:
+        """Every ``"auto"`` resolved for training data ``X`` (:func:`._defaults.resolve`).
 
-    def _resolved_loss(self, X, continuing: bool) -> str:
-        """``loss``, with ``"auto"`` decided by the training data of the first fit.
-
-        ``"auto"``: cross-entropy (with a sigmoid output) when every value of ``X`` lies
-        in [0, 1] and the output may be a sigmoid, the squared error otherwise. A
-        continued fit keeps the fitted model's ``loss_``.
+        A continued fit keeps the loss its model was fitted with.
         """
-        if self.loss != "auto":
-            return self.loss
-        if continuing and hasattr(self, "loss_"):
-            return self.loss_
-        in_unit_interval = _n_values(X) > 0 and X.min() >= 0 and X.max() <= 1
-        sigmoid_ok = self.output_activation in ("auto", "sigmoid")
-        return "bce" if in_unit_interval and sigmoid_ok else "mse"
-
-    def _resolved_output_activation(self, loss: str) -> str:
-        if self.output_activation == "auto":
-            return "sigmoid" if loss == "bce" else "linear"
-        return self.output_activation
-
-    def _resolved_k(self) -> int | None:
-        if not mechanism(self.sparsity).uses_k:
-            return None
-        k = max(1, self.n_components // 8) if self.k is None else self.k
-        if k > self.n_components:
-            raise ValueError(
-                f"k must satisfy 1 <= k <= n_components={self.n_components}; got k={k}."
-            )
-        return k
-
-    def _resolved_matryoshka_widths(self) -> tuple[int, ...]:
-        """``matryoshka_widths`` as a tuple, checked; the whole width is implied."""
-        if self.matryoshka_widths is None:
-            return ()
-        widths = tuple(np.ravel(self.matryoshka_widths).tolist())
-        ok = all(isinstance(w, Integral) and not isinstance(w, bool) for w in widths)
-        if not widths or not ok or widths[0] < 1 or widths[-1] > self.n_components:
-            raise ValueError(
-                "matryoshka_widths must be a non-empty tuple of increasing integers in "
-                f"[1, n_components={self.n_components}]; got {self.matryoshka_widths!r}."
-            )
-        if any(b <= a for a, b in itertools.pairwise(widths)):
-            raise ValueError(
-                f"matryoshka_widths must be strictly increasing; got {self.matryoshka_widths!r}."
-            )
-        if not mechanism(self.sparsity).matryoshka:
-            allowed = sorted(name for name, m in SPARSITY.items() if m.matryoshka)
-            raise ValueError(
-                f"matryoshka_widths needs a sparse code whose zeros mean 'off': sparsity "
-                f"in {allowed}; got sparsity={self.sparsity!r}."
-            )
-        return tuple(int(w) for w in widths if w < self.n_components)
+        fitted_loss = getattr(self, "loss_", None) if continuing else None
+        return resolve(
+            self.get_params(deep=False),
+            data_facts(X),
+            fitted_loss=fitted_loss,
+            device_type=device_type,
+            one_epoch=incremental,
+        )
 
     def _check_config(self) -> None:
         """Rules that involve several parameters (single values are checked by
@@ -605,12 +560,12 @@ class SparseAutoencoderTransformer(
                 f"Use activation in {allowed}, or sparsity={others} for "
                 f"{self.activation!r} codes."
             )
-        if self.loss == "bce" and self._resolved_output_activation("bce") != "sigmoid":
+        if self.loss == "bce" and self.output_activation == "linear":
             raise ValueError(
                 "loss='bce' needs a reconstruction in (0, 1): use output_activation="
                 f"'sigmoid' or 'auto'; got output_activation={self.output_activation!r}."
             )
-        if self.noise_type == "masking" and self.noise >= 1:
+        if self.noise_type == "masking" and self.noise != "auto" and self.noise >= 1:
             raise ValueError(
                 "With noise_type='masking', noise is the probability of masking an "
                 f"entry and must be < 1; got noise={self.noise!r}."
@@ -620,9 +575,6 @@ class SparseAutoencoderTransformer(
                 f"solver='lbfgs' does not support sparsity={self.sparsity!r} (its "
                 "training needs a first-order step); use solver='adam'."
             )
-        self._resolved_hidden_sizes()
-        self._resolved_k()
-        self._resolved_matryoshka_widths()
 
     def _check_X_range(self, X, loss: str) -> None:
         if loss == "bce" and _n_values(X) and (X.min() < 0 or X.max() > 1):
@@ -633,84 +585,34 @@ class SparseAutoencoderTransformer(
                 "Scale X (for example with MinMaxScaler) or use loss='mse'."
             )
 
-    def _objective(self, n_features: int, loss: str) -> Objective:
+    def _objective(self, config: Resolved, n_features: int) -> Objective:
         auxk = mechanism(self.sparsity).unit_norm_decoder  # dead units are counted
         return Objective(
-            loss=loss,
+            loss=config.loss,
             sparsity=self.sparsity,
-            sparsity_target=self._resolved_sparsity_target(),
-            sparsity_weight=self._initial_sparsity_weight(),
+            sparsity_target=config.sparsity_target,
+            sparsity_weight=config.sparsity_weight,
             weight_decay=float(self.weight_decay),
             k_aux=min(max(1, n_features // 2), self.n_components) if auxk else 0,
             dead_after=None,  # one pass over the training rows
-            matryoshka_widths=self._resolved_matryoshka_widths(),
+            matryoshka_widths=config.matryoshka_widths,
         )
 
-    def _resolved_sparsity_target(self) -> float:
-        """``sparsity_target``; ``"auto"``: 0.05, or 3 / n_components for narrow codes.
-
-        On digits, 30 units at 0.05 (1.5 active units per sample) starve a linear
-        model downstream, while 128 units at 0.1 probe worse than at 0.05.
-        """
-        if self.sparsity_target == "auto":
-            return min(0.5, max(0.05, 3.0 / self.n_components))
-        return float(self.sparsity_target)
-
-    def _initial_sparsity_weight(self) -> float:
-        """``sparsity_weight``, or for ``"auto"`` the mechanism's starting weight."""
-        if self.sparsity_weight == "auto":
-            return mechanism(self.sparsity).default_weight
-        return float(self.sparsity_weight)
-
-    def _steers_sparsity(self) -> bool:
-        """``sparsity_weight="auto"`` on a mechanism with a target, trained by Adam."""
-        return (
-            self.sparsity_weight == "auto"
-            and mechanism(self.sparsity).steers_target
-            and self.solver == "adam"
-        )
-
-    def _fast_schedule(self) -> bool:
-        """Whether the ``"auto"`` schedule is the short one (Adam on a KL code)."""
-        return self.sparsity == "kl" and self.solver == "adam"
-
-    def _resolved_learning_rate(self, n_features: int) -> float:
-        r"""``learning_rate``; ``"auto"``: for Adam on KL, 0.02 scaled by
-        :math:`\sqrt{64 / n_{features}}` within [3e-3, 0.02]; 3e-3 otherwise."""
-        if self.learning_rate != "auto":
-            return float(self.learning_rate)
-        if self._fast_schedule():
-            return min(0.02, max(3e-3, 0.02 * math.sqrt(64.0 / n_features)))
-        return 3e-3
-
-    def _resolved_tol(self) -> float:
-        """``tol``; ``"auto"``: 1e-3 for Adam on KL, 1e-4 otherwise (L-BFGS: the
-        largest gradient entry)."""
-        if self.tol == "auto":
-            return 1e-3 if self._fast_schedule() else 1e-4
-        return float(self.tol)
-
-    def _resolved_patience(self) -> int:
-        """``n_iter_no_change``; ``"auto"``: 2 for Adam on KL, 10 otherwise."""
-        if self.n_iter_no_change == "auto":
-            return 2 if self._fast_schedule() else 10
-        return int(self.n_iter_no_change)
-
-    def _schedule(self, incremental: bool, n_features: int) -> Schedule:
+    def _schedule(self, config: Resolved, incremental: bool) -> Schedule:
         return Schedule(
             solver=self.solver,
-            learning_rate=self._resolved_learning_rate(n_features),
+            learning_rate=config.learning_rate,
             learning_rate_schedule=self.learning_rate_schedule,
-            batch_size=self.batch_size,
+            batch_size=config.batch_size,
             max_iter=self.max_iter,
-            tol=self._resolved_tol(),
-            n_iter_no_change=self._resolved_patience(),
+            tol=config.tol,
+            n_iter_no_change=config.n_iter_no_change,
             early_stopping=bool(self.early_stopping),
             validation_fraction=float(self.validation_fraction),
-            noise=float(self.noise),
-            noise_type=self.noise_type,
+            noise=config.noise,
+            noise_type=config.noise_type,
             one_epoch=incremental,
-            steer_sparsity=self._steers_sparsity(),
+            steer_sparsity=config.steer_sparsity,
             n_threads=self.n_threads,
             verbose=int(self.verbose),
         )
@@ -822,62 +724,60 @@ class SparseAutoencoderTransformer(
             reset=not continuing,
             ensure_min_samples=2 if (self.early_stopping and not incremental) else 1,
         )
-        loss = self._resolved_loss(X, continuing)
-        self._check_X_range(X, loss)
         device = resolve_device(self.device)
-        dtype = self._training_torch_dtype(X.dtype, device)
+        config = self._config(X, continuing, device.type, incremental)
+        self._check_X_range(X, config.loss)
+        dtype = torch_dtype(np.dtype(config.training_dtype), device)
         if continuing:
-            module, state = self._restore(X.shape[1], loss, device, dtype)
+            module, state = self._restore(X.shape[1], config, device, dtype)
         else:
-            module, state = self._build(X.shape[1], loss, device, dtype)
+            module, state = self._build(X.shape[1], config, device, dtype)
         Xt = as_rows(X, device, dtype)
-        objective = self._objective(X.shape[1], loss)
-        result = train(module, Xt, objective, self._schedule(incremental, X.shape[1]), state)
+        objective = self._objective(config, X.shape[1])
+        result = train(module, Xt, objective, self._schedule(config, incremental), state)
         if Xt.dtype != torch_dtype(X.dtype, device):
             Xt = None  # the training copy goes before X is read again in its own dtype
-        self._commit(module, result, X, device, Xt)
-        self.loss_ = loss
-        if not incremental and not result.history.converged:
+        self._commit(module, result, X, device, config, Xt)
+        if incremental:
+            return
+        if not result.history.converged:
             warn_at_caller(
                 f"{type(self).__name__} used up {result.history.exhausted} without "
                 "converging; increase max_iter, or raise tol.",
                 ConvergenceWarning,
             )
+        problems = fit_quality_problems(
+            self.fraction_variance_unexplained_,
+            self.mean_l0_,
+            self.dead_fraction_,
+            self.components_.shape[0],
+            zeros_mean_off=config.regime != "bounded code",
+        )
+        for problem in problems:
+            warn_at_caller(
+                f"{type(self).__name__}'s fit is of little use: {problem}.", FitQualityWarning
+            )
 
-    def _architecture(self, n_features: int, loss: str) -> dict:
+    def _architecture(self, n_features: int, config: Resolved) -> dict:
         """The module's constructor arguments that the parameters determine."""
         return {
             "n_features": n_features,
             "n_components": self.n_components,
-            "hidden_layer_sizes": self._resolved_hidden_sizes(),
+            "hidden_layer_sizes": config.hidden_layer_sizes,
             "activation": self.activation,
-            "output_activation": self._resolved_output_activation(loss),
+            "output_activation": config.output_activation,
             "sparsity": self.sparsity,
-            "k": self._resolved_k(),
+            "k": config.k,
             "tied_weights": bool(self.tied_weights),
         }
 
-    def _training_torch_dtype(self, np_dtype, device: torch.device) -> torch.dtype:
-        """``training_dtype`` resolved: ``"auto"`` is float32 for Adam and the data's
-        dtype for L-BFGS (float32 on MPS, which has no float64)."""
-        if self.training_dtype == "float32" or (
-            self.training_dtype == "auto" and self.solver == "adam"
-        ):
-            return torch.float32
-        if self.training_dtype == "float64" and device.type == "mps":
-            raise ValueError(
-                "training_dtype='float64' is not available on an MPS device (it has no "
-                "float64); use training_dtype='auto' or 'float32', or device='cpu'."
-            )
-        return torch_dtype(np_dtype if self.training_dtype == "auto" else np.float64, device)
-
-    def _build(self, n_features: int, loss: str, device: torch.device, dtype: torch.dtype):
+    def _build(self, n_features: int, config: Resolved, device: torch.device, dtype):
         """A new module (initialised from the data by ``train``) and a new train state."""
-        arch = self._architecture(n_features, loss)
+        arch = self._architecture(n_features, config)
         module = SparseAutoencoder(**arch, dtype=dtype, device=device)
         return module, TrainState.new(self.random_state, device)
 
-    def _restore(self, n_features: int, loss: str, device: torch.device, dtype: torch.dtype):
+    def _restore(self, n_features: int, config: Resolved, device: torch.device, dtype):
         """A copy of the fitted module on ``device``, in the training ``dtype``, and
         the state to continue from.
 
@@ -885,7 +785,7 @@ class SparseAutoencoderTransformer(
         the estimator as it was.
         """
         module = copy.deepcopy(self.module_).to(device=device, dtype=dtype)
-        arch = self._architecture(n_features, loss)
+        arch = self._architecture(n_features, config)
         same = module.sizes == (n_features, *arch["hidden_layer_sizes"], self.n_components) and all(
             getattr(module, key) == arch[key]
             for key in ("activation", "output_activation", "k", "tied_weights")
@@ -904,13 +804,13 @@ class SparseAutoencoderTransformer(
             self.n_iter_,
             list(getattr(self, "mean_activation_curve_", None) or []),
             sparsity_weight=getattr(self, "sparsity_weight_", None)
-            if self._steers_sparsity()
+            if config.steer_sparsity
             else None,
             initialized=True,
         )
         return module, state
 
-    def _commit(self, module, result, X, device: torch.device, Xt=None) -> None:
+    def _commit(self, module, result, X, device: torch.device, config: Resolved, Xt=None) -> None:
         """Set every fitted attribute from a finished training run on ``X``.
 
         The module is kept in the dtype of ``X`` (whatever ``training_dtype`` was),
@@ -938,9 +838,13 @@ class SparseAutoencoderTransformer(
         self.best_validation_score_ = history.best_validation_score
         self.sparsity_weight_ = result.objective.sparsity_weight
         self.sparsity_target_ = result.objective.sparsity_target
-        self.learning_rate_ = (
-            self._resolved_learning_rate(module.sizes[0]) if self.solver == "adam" else None
-        )
+        self.loss_ = config.loss
+        self.learning_rate_ = config.learning_rate
+        self.noise_ = config.noise
+        self.code_scaling_ = config.code_scaling
+        self.tol_ = config.tol
+        self.n_iter_no_change_ = config.n_iter_no_change if self.solver == "adam" else None
+        self.batch_size_ = config.batch_size if self.solver == "adam" else None
         rows = self._inference_rows(module)
         threshold = activity_threshold(module.sparsity, module.activation)
         unit = "iteration" if self.solver == "lbfgs" else "epoch"
@@ -967,7 +871,7 @@ class SparseAutoencoderTransformer(
         else:
             self.__dict__.pop("threshold_", None)
         rms = diag.code_rms.numpy()
-        statistic = {"rms": rms, "mean": diag.code_mean_abs.numpy()}.get(self.code_scaling)
+        statistic = {"rms": rms, "mean": diag.code_mean_abs.numpy()}.get(config.code_scaling)
         if statistic is not None:  # zeros stay zeros; a unit that is always 0 keeps 1
             self.code_scale_ = np.where(statistic > 0, statistic, 1.0)
         else:

@@ -66,9 +66,9 @@ class Schedule:
     learning_rate_schedule : {"plateau", "constant"}
         ``"plateau"``: divide the step size by 10 on a plateau, twice, before
         stopping (:func:`fit_minibatch`); ``"constant"``: stop on the first.
-    batch_size : int or "auto"
-        Rows per Adam step; ``"auto"``: :func:`_batch_size`; clipped to
-        ``n_samples``.
+    batch_size : int
+        Rows per Adam step (``batch_size="auto"`` is resolved by
+        :mod:`._defaults`); clipped to ``n_samples``.
     max_iter : int
         Epochs (Adam) or iterations (L-BFGS).
     tol, n_iter_no_change : float, int
@@ -95,7 +95,7 @@ class Schedule:
     solver: str = "adam"
     learning_rate: float = 1e-3
     learning_rate_schedule: str = "constant"
-    batch_size: int | str = "auto"
+    batch_size: int = 200
     max_iter: int = 200
     tol: float = 1e-4
     n_iter_no_change: int = 10
@@ -467,6 +467,14 @@ def fit_lbfgs(
         )
     else:
         history.exhausted = f"max_iter={max_iter} iterations"
+    if schedule.verbose:
+        print(
+            f"Converged at iteration {history.n_iter}: the largest gradient entry fell "
+            f"below tol={schedule.tol:.3g}, or the objective stopped changing."
+            if history.converged
+            else f"Stopped: L-BFGS used up {history.exhausted} without converging.",
+            flush=True,
+        )
     return history
 
 
@@ -534,6 +542,11 @@ class _NoImprovement:
         history.best_loss = min(history.best_loss, loss)
         return self.count > self.patience
 
+    def plateau(self) -> str:
+        """What the last plateau was, for the ``verbose`` lines."""
+        what = "validation score" if self.best_state is not None else "loss per feature"
+        return f"the {what} did not improve by tol={self.tol:.3g} for {self.patience + 1} epochs"
+
     def restore_best(self, module: SparseAutoencoder) -> None:
         """Load the weights of the best validation score, if there was validation data."""
         if self.best_state is not None:
@@ -593,6 +606,11 @@ class _Loop:
         self.spec, on_target = steer_weight(self.spec, rho_hat)
         return on_target
 
+    def say(self, line: str) -> None:
+        """A ``verbose`` line about the schedule (a step-size drop, why training stopped)."""
+        if self.schedule.verbose:
+            print(line, flush=True)
+
     def report(self, label, stats, loss, val_score, tic) -> None:
         if self.schedule.verbose:
             seconds = time.perf_counter() - tic
@@ -622,7 +640,7 @@ def fit_minibatch(loop: _Loop, X: torch.Tensor, X_val: torch.Tensor | None) -> N
     n_features = loop.module.sizes[0]
     stopper = _NoImprovement(history, schedule.tol, schedule.n_iter_no_change, n_features)
     drops = 0
-    for _ in range(schedule.max_iter):
+    for i in range(1, schedule.max_iter + 1):
         tic = time.perf_counter()
         epoch = history.n_iter + 1
         stats, loss = loop.epoch(X, f"epoch {epoch}", f"epoch {epoch}")
@@ -633,17 +651,25 @@ def fit_minibatch(loop: _Loop, X: torch.Tensor, X_val: torch.Tensor | None) -> N
             history.validation_scores.append(val_score)
         settled = loop.steer(stats)
         stop = stopper.update(loop.module, loss, val_score, settled)
-        loop.report(f"Epoch {epoch}", stats, loss, val_score, tic)
+        loop.report(f"Epoch {i}/{schedule.max_iter}", stats, loss, val_score, tic)
         if stop and schedule.learning_rate_schedule == "plateau" and drops < PLATEAU_DROPS:
             drops, stopper.count = drops + 1, 0
             for group in loop.optimizer.param_groups:
+                old = group["lr"]
                 group["lr"] /= PLATEAU_FACTOR
+            loop.say(
+                f"{stopper.plateau()}: learning rate divided by {PLATEAU_FACTOR:g}, "
+                f"{old:.3g} -> {old / PLATEAU_FACTOR:.3g}"
+            )
         elif stop:
             history.converged = True
+            after = f" after {drops} learning-rate drops" if drops else ""
+            loop.say(f"Converged at epoch {i}: {stopper.plateau()}{after}.")
             break
     stopper.restore_best(loop.module)
     if not history.converged:
         history.exhausted = f"max_iter={schedule.max_iter} epochs"
+        loop.say(f"Stopped at max_iter={schedule.max_iter} epochs without converging.")
 
 
 def fit_one_epoch(loop: _Loop, X: torch.Tensor) -> None:
@@ -653,26 +679,6 @@ def fit_one_epoch(loop: _Loop, X: torch.Tensor) -> None:
     stats, loss = loop.epoch(X, label, f"partial_fit call {loop.history.n_iter + 1}")
     loop.steer(stats)
     loop.report(label, stats, loss, None, tic)
-
-
-#: ``batch_size="auto"``: ``n_samples // AUTO_BATCH_STEPS`` rows, within AUTO_BATCH_RANGE.
-AUTO_BATCH_STEPS = 100
-AUTO_BATCH_RANGE = (200, 1000)
-
-
-def _batch_size(schedule: Schedule, n_samples: int) -> int:
-    """``"auto"``: ``n_samples // 100`` within [200, 1000]; clipped to ``n_samples``.
-
-    200 rows up to 20000 samples; beyond, at least 100 steps an epoch with larger
-    batches, whose matrix products run closer to the machine's rate (on 60000 x 784
-    an epoch of 500-row batches cost 0.63 times one of 200-row batches).
-    """
-    if schedule.batch_size == "auto":
-        low, high = AUTO_BATCH_RANGE
-        size = min(max(n_samples // AUTO_BATCH_STEPS, low), high)
-    else:
-        size = int(schedule.batch_size)
-    return min(size, n_samples)
 
 
 def _noise_fn(schedule: Schedule, generator: torch.Generator):
@@ -738,7 +744,7 @@ def train(
     if state.sparsity_weight is not None:
         spec = dataclasses.replace(spec, sparsity_weight=state.sparsity_weight)
     noise_fn = _noise_fn(schedule, dev_gen)
-    batch_size = _batch_size(schedule, X.shape[0])
+    batch_size = max(1, min(int(schedule.batch_size), X.shape[0]))
     threads = threads_for(module.sizes, batch_size if adam else X.shape[0], schedule.n_threads)
     with num_threads(threads):
         if not adam:

@@ -9,6 +9,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
 
 from skl_sparse_ae import SparseAutoencoderTransformer
+from skl_sparse_ae._defaults import DataFacts, resolve
 from skl_sparse_ae._objective import Objective
 from skl_sparse_ae._training import STEER_RATE, STEER_TOLERANCE, steer_weight
 
@@ -149,34 +150,52 @@ def test_steered_fits_do_not_stop_before_the_target_is_met(X, capsys):
     steered = _fit(X, sparsity_weight="auto", sparsity_target=0.05, noise=0.0, verbose=1, **params)
     assert fixed.n_iter_ == 3
     assert steered.n_iter_ > 3
-    lines = capsys.readouterr().out.splitlines()
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Epoch")]
     last = [float(line.split("mean activation ")[1].split(",")[0]) for line in lines[-2:]]
     assert all(abs(a / 0.05 - 1) <= STEER_TOLERANCE for a in last)
 
 
 # ------------------------------------------------------- the "auto" training schedule
+def _resolve(n_samples=1347, n_features=64, **params):
+    """The resolved configuration of ``params`` on standardised data of this shape."""
+    facts = DataFacts(
+        n_samples, n_features, False, float(n_features), 1.0, None, np.dtype("float64")
+    )
+    return resolve(SparseAutoencoderTransformer(**params).get_params(), facts)
+
+
 @pytest.mark.parametrize(
     "n_features, expected", [(13, 0.02), (64, 0.02), (784, 0.02 * (64 / 784) ** 0.5), (5000, 3e-3)]
 )
 def test_auto_learning_rate_of_kl_shrinks_with_the_input_width(n_features, expected):
-    sae = SparseAutoencoderTransformer()
-    assert sae._resolved_learning_rate(n_features) == pytest.approx(expected)
-    assert sae._resolved_tol() == 1e-3 and sae._resolved_patience() == 2
+    config = _resolve(n_features=n_features)
+    assert config.learning_rate == pytest.approx(expected)
+    # on standardised data (half a unit variance per feature to learn): 1e-3 per feature
+    assert config.tol == pytest.approx(1e-3) and config.n_iter_no_change == 2
 
 
 @pytest.mark.parametrize(
-    "params", [{"sparsity": "l1"}, {"sparsity": "topk"}, {"sparsity": None}, {"solver": "lbfgs"}]
+    "params, learning_rate",
+    [
+        ({"sparsity": "l1"}, 3e-3),
+        ({"sparsity": None}, 3e-3),
+        ({"sparsity": "l1", "activation": "relu"}, 1e-2),
+        ({"sparsity": "topk"}, 1e-2),
+        ({"sparsity": "jumprelu"}, 1e-2),
+        ({"solver": "lbfgs"}, None),
+    ],
 )
-def test_other_mechanisms_and_lbfgs_keep_the_calibrated_schedule(params):
-    sae = SparseAutoencoderTransformer(**params)
-    assert sae._resolved_learning_rate(64) == 3e-3
-    assert sae._resolved_tol() == 1e-4 and sae._resolved_patience() == 10
+def test_other_mechanisms_and_lbfgs_keep_the_calibrated_schedule(params, learning_rate):
+    config = _resolve(**params)
+    assert config.learning_rate == learning_rate
+    assert config.tol == pytest.approx(1e-4)
+    assert config.n_iter_no_change == 10
 
 
-def test_explicit_schedule_wins_and_learning_rate_is_recorded(X):
+def test_explicit_schedule_wins_and_resolved_values_are_recorded(X):
     sae = _fit(X, learning_rate=0.005, tol=0.1, n_iter_no_change=1)
     assert sae.learning_rate_ == 0.005
-    assert sae._resolved_tol() == 0.1 and sae._resolved_patience() == 1
+    assert sae.tol_ == 0.1 and sae.n_iter_no_change_ == 1
     assert _fit(X).learning_rate_ == pytest.approx(0.02)
     assert _fit(X, solver="lbfgs", max_iter=3).learning_rate_ is None
 
@@ -185,7 +204,5 @@ def test_explicit_schedule_wins_and_learning_rate_is_recorded(X):
     "n_samples, expected", [(50, 50), (1347, 200), (20000, 200), (60000, 600), (500000, 1000)]
 )
 def test_auto_batch_size_grows_with_the_data_within_its_range(n_samples, expected):
-    from skl_sparse_ae._training import Schedule, _batch_size
-
-    assert _batch_size(Schedule(), n_samples) == expected
-    assert _batch_size(Schedule(batch_size=64), n_samples) == min(64, n_samples)
+    assert _resolve(n_samples=n_samples).batch_size == expected
+    assert _resolve(n_samples=n_samples, batch_size=64).batch_size == min(64, n_samples)

@@ -272,7 +272,7 @@ def test_bad_combinations_are_rejected_and_leave_the_model_as_it_was(X_small, pa
 
 def test_the_full_width_may_be_named(X_small):
     sae = SparseAutoencoderTransformer(8, sparsity="topk", k=2, matryoshka_widths=(4, 8))
-    assert sae._resolved_matryoshka_widths() == (4,)
+    assert sae._config(X_small).matryoshka_widths == (4,)
 
 
 @pytest.mark.parametrize("sparsity", ["batchtopk", "jumprelu"])

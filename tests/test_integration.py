@@ -287,15 +287,20 @@ def test_float32_training_follows_float64_training(fitted):
 
 
 def test_lbfgs_trains_in_the_data_dtype_by_default():
+    from skl_sparse_ae._defaults import data_facts, resolve
     from skl_sparse_ae._estimator import SparseAutoencoderTransformer as Est
 
-    cpu, mps = torch.device("cpu"), torch.device("mps")
-    assert Est(solver="lbfgs")._training_torch_dtype(np.float64, cpu) == torch.float64
-    assert Est(solver="lbfgs")._training_torch_dtype(np.float32, cpu) == torch.float32
-    assert Est(solver="lbfgs")._training_torch_dtype(np.float64, mps) == torch.float32
-    assert Est()._training_torch_dtype(np.float64, cpu) == torch.float32
+    X64 = np.random.default_rng(0).random((20, 4))
+
+    def dtype(est, X, device="cpu"):
+        return resolve(est.get_params(), data_facts(X), device_type=device).training_dtype
+
+    assert dtype(Est(solver="lbfgs"), X64) == "float64"
+    assert dtype(Est(solver="lbfgs"), X64.astype(np.float32)) == "float32"
+    assert dtype(Est(solver="lbfgs"), X64, "mps") == "float32"
+    assert dtype(Est(), X64) == "float32"
     with pytest.raises(ValueError, match=r"training_dtype='float64'.*MPS"):
-        Est(training_dtype="float64")._training_torch_dtype(np.float64, mps)
+        dtype(Est(training_dtype="float64"), X64, "mps")
 
 
 def test_float32_model_transforms_float64_input(fitted):

@@ -376,7 +376,7 @@ def test_topk_dead_units_are_counted_in_samples(X):
     assert since.dtype == torch.long
     assert int(since.min()) == 0  # some unit fired in the last batch
     assert int(since.max()) <= 3 * X.shape[0]
-    spec = sae._objective(X.shape[1], sae.loss_)
+    spec = sae._objective(sae._config(X), X.shape[1])
     assert spec.dead_after is None  # train() makes it one pass over the training rows
     assert spec.k_aux == X.shape[1] // 2
 
@@ -594,7 +594,7 @@ def test_fraction_variance_unexplained_is_one_for_the_mean(X):
 
 def test_verbose_reports_loss_and_topk_sparsity_per_epoch(X, capsys):
     sae = _fit(X, sparsity="topk", k=3, max_iter=3, tol=0, verbose=1)
-    lines = capsys.readouterr().out.splitlines()
+    lines = capsys.readouterr().out.splitlines()[:-1]  # the last says why it stopped
     assert len(lines) == sae.n_iter_ == 3
     for line, loss in zip(lines, sae.loss_curve_):
         match = re.search(r"loss (\S+), mean activation (\S+), active units (\S+)/16", line)
@@ -618,7 +618,7 @@ def test_a_registered_mechanism_is_a_parameter_value_and_trains(X, registered):
     assert strong.mean_activation_.mean() < 0.8 * weak.mean_activation_.mean()  # measured 0.66
     # and it is what the objective adds: J of the final model, recomputed by hand
     module, xt = strong.module_, torch.from_numpy(X)
-    spec = strong._objective(X.shape[1], strong.loss_)
+    spec = strong._objective(strong._config(X), X.shape[1])
     with torch.no_grad():
         out = module(xt)
         by_hand = (
@@ -642,7 +642,7 @@ def test_a_registered_activation_trains_with_the_written_out_step(X, registered)
         )
     )
     sae = _fit(X, activation="softplus", sparsity="l1", sparsity_weight=0.01)
-    spec = sae._objective(X.shape[1], sae.loss_)
+    spec = sae._objective(sae._config(X), X.shape[1])
     assert supports_analytic_step(sae.module_, spec)
     # the written-out gradient with the new activation is autograd's
     module, xt = sae.module_, torch.from_numpy(X[:40])

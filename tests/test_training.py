@@ -134,10 +134,10 @@ def test_analytic_kl_gradient_is_zero_where_the_penalty_clips():
 def test_models_the_written_out_step_does_not_cover_use_autograd(X, params):
     sae = _fit_quietly(SparseAutoencoderTransformer(max_iter=2, **{**FAST, **params}), X)
     assert np.isfinite(sae.loss_curve_).all()
-    assert not supports_analytic_step(sae.module_, sae._objective(X.shape[1], sae.loss_))
+    assert not supports_analytic_step(sae.module_, sae._objective(sae._config(X), X.shape[1]))
     # and the one-layer dense models it covers
     dense = _fit_quietly(SparseAutoencoderTransformer(max_iter=1, **FAST), X)
-    assert supports_analytic_step(dense.module_, dense._objective(X.shape[1], dense.loss_))
+    assert supports_analytic_step(dense.module_, dense._objective(dense._config(X), X.shape[1]))
 
 
 # ---------------------------------------------------------- no host synchronisation
@@ -168,7 +168,7 @@ def test_an_epoch_never_reads_values_back_to_the_host(X, params, host_reads):
     sae = SparseAutoencoderTransformer(max_iter=1, **{**FAST, **params})
     _fit_quietly(sae, X)  # builds the module, optimiser and objective the estimator uses
     module = sae.module_
-    spec = sae._objective(X.shape[1], sae.loss_)
+    spec = sae._objective(sae._config(X), X.shape[1])
     optimizer = make_adam(module.parameters(), 1e-3)
     Xt = torch.from_numpy(X)
     noise = (lambda x: x + 0.1 * torch.randn_like(x)) if params.get("noise") else None
@@ -189,7 +189,7 @@ def test_an_epoch_never_reads_values_back_to_the_host(X, params, host_reads):
 def test_fit_reads_the_loss_once_per_epoch_and_once_per_fit(X, host_reads):
     sae = SparseAutoencoderTransformer(max_iter=1, **FAST)
     _fit_quietly(sae, X)
-    module, spec = sae.module_, sae._objective(X.shape[1], sae.loss_)
+    module, spec = sae.module_, sae._objective(sae._config(X), X.shape[1])
     state = TrainState.new(0, torch.device("cpu"))
     state = TrainState(state.generator_states, initialized=True)
     schedule = Schedule(batch_size=20, max_iter=3, tol=0.0)
@@ -446,7 +446,7 @@ def test_lbfgs_loss_curve_is_the_objective_at_the_accepted_points(X):
     assert (np.diff(curve) <= 0).all()
     assert curve[-1] < 0.8 * curve[0]  # measured: 1.69 / 2.60 = 0.65
     # the last entry is J at the final weights (not merely the last trial point)
-    spec = sae._objective(X.shape[1], sae.loss_)
+    spec = sae._objective(sae._config(X), X.shape[1])
     with torch.no_grad():
         final = float(objective(sae.module_, torch.from_numpy(X), torch.from_numpy(X), spec).total)
     assert curve[-1] == pytest.approx(final, rel=1e-10)
@@ -459,7 +459,7 @@ def test_lbfgs_stops_when_the_gradient_is_small(X):
     assert 1 < sae.n_iter_ < 200  # measured: 10 iterations
     assert len(sae.loss_curve_) == sae.n_iter_
     # it stopped because the largest gradient entry fell below tol
-    spec = sae._objective(X.shape[1], sae.loss_)
+    spec = sae._objective(sae._config(X), X.shape[1])
     Xt = torch.from_numpy(X)
     assert all(p.grad is None for p in sae.module_.parameters())  # no stale gradients
     objective(sae.module_, Xt, Xt, spec).total.backward()
@@ -471,18 +471,19 @@ def test_lbfgs_verbose_prints_one_line_per_iteration(X, capsys):
         warnings.simplefilter("ignore", ConvergenceWarning)
         sae = with_base(FAST, solver="lbfgs", max_iter=6, tol=0.0, verbose=1).fit(X)
     lines = [line for line in capsys.readouterr().out.splitlines() if line]
-    assert len(lines) == sae.n_iter_ == 6
+    assert len(lines) - 1 == sae.n_iter_ == 6
+    assert lines[-1] == "Stopped: L-BFGS used up max_iter=6 iterations without converging."
     for i, (line, loss) in enumerate(zip(lines, sae.loss_curve_), start=1):
         match = re.fullmatch(rf"Iteration {i}: loss (\S+), \d+\.\d+ s", line)
         assert match and float(match.group(1)) == pytest.approx(loss, rel=1e-5)
 
 
 # ----------------------------------------------------------------------- verbose
-def _check_epoch_lines(lines, label, loss_curve):
-    """One verbose line per epoch: ``{label} i: loss L, mean activation ..., s``."""
+def _check_epoch_lines(lines, label, loss_curve, of=""):
+    """One verbose line per epoch: ``{label} i{of}: loss L, mean activation ..., s``."""
     assert len(lines) == len(loss_curve)
     pattern = (
-        rf"{label} (\d): loss (\S+), mean activation \S+, active units \d+\.\d\d/8, \d+\.\d+ s"
+        rf"{label} (\d){of}: loss (\S+), mean activation \S+, active units \d+\.\d\d/8, \d+\.\d+ s"
     )
     for i, (line, loss) in enumerate(zip(lines, loss_curve), start=1):
         match = re.fullmatch(pattern, line)
@@ -494,8 +495,36 @@ def _check_epoch_lines(lines, label, loss_curve):
 def test_verbose_prints_one_line_per_epoch(X, capsys):
     sae = _fit_quietly(with_base(FAST, max_iter=3, tol=0, verbose=1), X)
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 3
-    _check_epoch_lines(lines, "Epoch", sae.loss_curve_)
+    assert len(lines) == 4
+    _check_epoch_lines(lines[:3], "Epoch", sae.loss_curve_, of="/3")
+    assert lines[3] == "Stopped at max_iter=3 epochs without converging."
+
+
+def test_verbose_shows_each_learning_rate_drop_and_why_training_stopped(X, capsys):
+    """tol=1e9: every epoch after the first is "no improvement"; patience 1 means a
+    plateau after two such epochs, so the step is divided after epochs 3 and 5 and
+    training stops at 7."""
+    sae = _fit_quietly(
+        with_base(
+            FAST,
+            max_iter=50,
+            tol=1e9,
+            n_iter_no_change=1,
+            learning_rate=0.01,
+            learning_rate_schedule="plateau",
+            verbose=1,
+        ),
+        X,
+    )
+    lines = capsys.readouterr().out.splitlines()
+    plateau = "the loss per feature did not improve by tol=1e+09 for 2 epochs"
+    assert sae.n_iter_ == 7
+    assert lines[3] == f"{plateau}: learning rate divided by 10, 0.01 -> 0.001"
+    assert lines[6] == f"{plateau}: learning rate divided by 10, 0.001 -> 0.0001"
+    assert lines[-1] == f"Converged at epoch 7: {plateau} after 2 learning-rate drops."
+    assert [line.split(":")[0] for line in lines if line.startswith("Epoch")] == [
+        f"Epoch {i}/50" for i in range(1, 8)
+    ]
 
 
 def test_verbose_partial_fit_prints_the_same_line_as_an_epoch(X, capsys):
@@ -508,7 +537,7 @@ def test_verbose_partial_fit_prints_the_same_line_as_an_epoch(X, capsys):
 def test_verbose_with_early_stopping_shows_the_validation_score(X, capsys):
     _fit_quietly(with_base(FAST, max_iter=2, early_stopping=True, verbose=1), X)
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 2 and all(", validation score " in line for line in lines)
+    assert len(lines) == 3 and all(", validation score " in line for line in lines[:2])
 
 
 def test_silent_by_default(X, capsys):
@@ -524,7 +553,7 @@ def test_verbose_2_shows_a_progress_bar_on_long_epochs(X, capsys):
     )
     out = capsys.readouterr().out
     assert re.search(r"epoch 1: +\d+%\|.*\| \d+/100", out)  # tqdm's bar and counter
-    assert re.search(r"(^|\r)Epoch 1: loss", out, flags=re.MULTILINE)
+    assert re.search(r"(^|\r)Epoch 1/1: loss", out, flags=re.MULTILINE)
 
 
 def test_verbose_2_without_tqdm_prints_plain_progress_lines(X, capsys, monkeypatch):
@@ -543,7 +572,7 @@ def test_verbose_2_without_tqdm_prints_plain_progress_lines(X, capsys, monkeypat
 
 def test_verbose_2_short_epochs_have_no_progress_bar(X, capsys):
     _fit_quietly(with_base(FAST, max_iter=1, verbose=2), X)
-    assert capsys.readouterr().out.splitlines()[0].startswith("Epoch 1: loss")
+    assert capsys.readouterr().out.splitlines()[0].startswith("Epoch 1/1: loss")
 
 
 # ------------------------------------------------------------------ units, GPU
@@ -574,7 +603,7 @@ def test_cuda_epoch_never_synchronises(X, params):
     sae = SparseAutoencoderTransformer(device="cuda", max_iter=1, **{**FAST, **params})
     _fit_quietly(sae, X)
     module = sae.module_
-    spec = sae._objective(X.shape[1], sae.loss_)
+    spec = sae._objective(sae._config(X), X.shape[1])
     optimizer = make_adam(module.parameters(), 1e-3)
     Xt = torch.from_numpy(X).to("cuda")
     torch.cuda.synchronize()
@@ -641,4 +670,5 @@ def test_convergence_warning_points_at_the_callers_line(X, call):
             sae.fit_transform(X)
         else:
             make_pipeline(sae).fit(X)
-    assert [w.filename for w in record] == [__file__]
+    # the fit is also of little use after 2 epochs: its FitQualityWarning points there too
+    assert {w.filename for w in record} == {__file__}

@@ -471,7 +471,7 @@ def test_a_model_worse_than_the_mean_is_an_error(digits_raw):
     """learning_rate=1.0 with ReLU and L1 ends 9.3 times worse than predicting the mean."""
     X = digits_raw[0] / 16.0
     sae = SparseAutoencoderTransformer(
-        64, loss="mse", activation="relu", sparsity="l1", learning_rate=1.0, max_iter=30
+        64, loss="mse", activation="relu", sparsity="l1", learning_rate=1.0, max_iter=30, noise=0.2
     )
     with pytest.raises(DivergedError, match=r"reconstructs X \S+ times worse than its mean"):
         sae.set_params(random_state=0).fit(X)

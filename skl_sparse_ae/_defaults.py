@@ -1,0 +1,430 @@
+"""Every ``"auto"`` resolved in one place.
+
+:func:`resolve` takes the estimator's parameters and the few facts about the
+training data that matter (:class:`DataFacts`) and returns one frozen
+:class:`Resolved` configuration. The estimator calls it once per fit and keeps each
+resolved value as a fitted attribute (``loss_``, ``noise_``, ``code_scaling_``,
+``learning_rate_``, ``tol_``, ...). An explicit value always wins; ``"auto"`` is
+decided by the *regime* of the fit (:func:`regime`):
+
+- ``"bounded code"``: a sigmoid or tanh code under KL, L1 or no penalty (the
+  default, a denoising KL autoencoder);
+- ``"relu code"``: a ReLU code under L1 or no penalty (Keras' recipes);
+- ``"sae"``: TopK, BatchTopK and JumpReLU, which keep the field's practice
+  (squared error, no corruption, raw codes; Gao et al. 2024).
+
+:func:`defaults_table` renders the rule as the user guide's table; a test checks
+that the guide shows exactly that table.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from numbers import Integral
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._sparsity import ACTIVATIONS, SPARSITY, mechanism
+
+__all__ = ["DataFacts", "Resolved", "data_facts", "defaults_table", "regime", "resolve"]
+
+#: ``noise="auto"``: the masking probability of a denoising bounded code.
+AUTO_MASKING = 0.2
+#: ``noise="auto"`` masks only rows with at least this many non-zero entries on
+#: average: masking a one-hot row (or a short document's few terms) erases it.
+MASKING_MIN_NONZEROS = 8.0
+#: ``batch_size="auto"``: ``n_samples // AUTO_BATCH_STEPS`` rows, within AUTO_BATCH_RANGE.
+AUTO_BATCH_STEPS = 100
+AUTO_BATCH_RANGE = (200, 1000)
+#: ``n_iter_no_change="auto"`` counts steps: a patience of ``p`` epochs is at least
+#: ``p * PATIENCE_STEPS`` Adam steps (digits' 1347 training rows take 7 steps an epoch).
+PATIENCE_STEPS = 7
+#: ``tol="auto"`` per regime, relative to the loss a model that predicts the mean of
+#: each feature leaves to learn (:attr:`DataFacts.learnable`): on standardised data,
+#: where that is 1/2 per feature, these give 1e-3 (KL by Adam) and 1e-4.
+TOL_FAST = 2e-3
+TOL = 2e-4
+#: L-BFGS: the largest gradient entry.
+TOL_LBFGS = 1e-4
+
+
+@dataclass(frozen=True)
+class DataFacts:
+    """What the ``"auto"`` rules read from the training data.
+
+    Attributes
+    ----------
+    n_samples, n_features : int
+        The shape of ``X``.
+    in_unit_interval : bool
+        Every value of ``X`` lies in [0, 1].
+    nonzeros_per_row : float
+        The mean number of non-zero entries of a row.
+    variance : float
+        The mean over features of each feature's variance.
+    bce_learnable : float or None
+        Per feature, the cross-entropy of predicting each feature's mean minus that
+        of a perfect reconstruction, :math:`\\frac{1}{d}\\sum_f H(\\bar x_f) -
+        \\frac{1}{nd}\\sum_{i,f} H(x_{if})` (:math:`H` the binary entropy); None
+        unless ``in_unit_interval``.
+    dtype : numpy dtype
+        The dtype of ``X``.
+    """
+
+    n_samples: int
+    n_features: int
+    in_unit_interval: bool
+    nonzeros_per_row: float
+    variance: float
+    bce_learnable: float | None
+    dtype: np.dtype
+
+    def learnable(self, loss: str, output_activation: str) -> float:
+        """Per feature, the training loss a model predicting the mean leaves to learn.
+
+        Half the mean variance for a squared error, on the scale the loss uses: 1/2
+        for a linear output (``X`` is standardised to unit mean variance), half the
+        raw variance for a sigmoid output; :attr:`bce_learnable` for cross-entropy.
+        """
+        if loss == "bce":  # NaN for X outside [0, 1], which cross-entropy rejects
+            return math.nan if self.bce_learnable is None else self.bce_learnable
+        return 0.5 if output_activation == "linear" else 0.5 * self.variance
+
+
+def _entropy(p: np.ndarray) -> np.ndarray:
+    """Binary entropy in nats, 0 at 0 and 1."""
+    p = np.clip(p, 0.0, 1.0)
+    out = np.zeros_like(p, dtype=np.float64)
+    inside = (p > 0) & (p < 1)
+    q = p[inside].astype(np.float64)
+    out[inside] = -(q * np.log(q) + (1 - q) * np.log1p(-q))
+    return out
+
+
+def data_facts(X) -> DataFacts:
+    """The :class:`DataFacts` of ``X`` (dense or CSR)."""
+    n, d = X.shape
+    sparse = sp.issparse(X)
+    values = X.data if sparse else X
+    nnz = X.nnz if sparse else int(np.count_nonzero(X))
+    lo = float(values.min()) if values.size else 0.0
+    hi = float(values.max()) if values.size else 0.0
+    if nnz < n * d:  # implicit zeros
+        lo, hi = min(lo, 0.0), max(hi, 0.0)
+    # the variance of X / top, so that no square overflows
+    top = max(abs(lo), abs(hi))
+    top = top if 0 < top < math.inf else 1.0
+    scaled = X / top
+    mean = np.asarray(scaled.mean(axis=0), dtype=np.float64).ravel()
+    if sparse:
+        mean_sq = np.asarray(scaled.multiply(scaled).mean(axis=0), dtype=np.float64).ravel()
+    else:
+        mean_sq = np.square(scaled, dtype=np.float64).mean(axis=0)
+    with np.errstate(over="ignore"):  # inf for data beyond float64's square root
+        variance = float(np.mean(mean_sq - mean**2) * np.float64(top) ** 2)
+    in_unit = bool(lo >= 0 and hi <= 1)
+    learnable = None
+    if in_unit and n * d:
+        learnable = float(_entropy(mean * top).mean() - _entropy(values).sum() / (n * d))
+    return DataFacts(
+        n_samples=n,
+        n_features=d,
+        in_unit_interval=in_unit,
+        nonzeros_per_row=nnz / max(n, 1),
+        variance=variance,
+        bce_learnable=learnable,
+        dtype=np.dtype(X.dtype),
+    )
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The values a fit uses, every ``"auto"`` decided (see :func:`resolve`)."""
+
+    regime: str
+    loss: str
+    output_activation: str
+    hidden_layer_sizes: tuple[int, ...]
+    k: int | None
+    matryoshka_widths: tuple[int, ...]
+    sparsity_target: float
+    sparsity_weight: float
+    steer_sparsity: bool
+    noise: float
+    noise_type: str
+    code_scaling: str | None
+    learning_rate: float | None
+    tol: float
+    n_iter_no_change: int
+    batch_size: int
+    training_dtype: str
+
+
+def regime(sparsity: str | None, activation: str) -> str:
+    """The regime whose ``"auto"`` values a fit takes: ``"sae"`` for mechanisms with
+    a code of their own (TopK, BatchTopK, JumpReLU), else by the code's range."""
+    if mechanism(sparsity).code is not None:
+        return "sae"
+    return "bounded code" if ACTIVATIONS[activation].unit_interval is not None else "relu code"
+
+
+def _fast_schedule(sparsity, solver) -> bool:
+    """The short Adam schedule: KL by Adam (step 0.02, tol 2e-3, patience 2)."""
+    return sparsity == "kl" and solver == "adam"
+
+
+def _loss(params, facts: DataFacts, fitted_loss: str | None, reg: str) -> str:
+    """``"auto"``: for a bounded code, cross-entropy when ``X`` lies in [0, 1] and the
+    output may be a sigmoid; squared error otherwise, and for ReLU-type codes (the
+    SAE family's practice; a ReLU code under L1 with a sigmoid output left 142 of
+    256 units dead on digits). A continued fit keeps the loss it was fitted with."""
+    if params["loss"] != "auto":
+        return params["loss"]
+    if fitted_loss is not None:
+        return fitted_loss
+    sigmoid_ok = params["output_activation"] in ("auto", "sigmoid")
+    if reg == "bounded code" and facts.in_unit_interval and facts.n_samples * facts.n_features:
+        return "bce" if sigmoid_ok else "mse"
+    return "mse"
+
+
+def _noise(params, facts: DataFacts, reg: str) -> float:
+    """``"auto"``: masking 0.2 for a bounded code on rows with at least 8 non-zero
+    entries on average; else no corruption."""
+    if params["noise"] != "auto":
+        return float(params["noise"])
+    if reg == "bounded code" and facts.nonzeros_per_row >= MASKING_MIN_NONZEROS:
+        return AUTO_MASKING
+    return 0.0
+
+
+def _code_scaling(params, reg: str) -> str | None:
+    """``"auto"``: each unit divided by its mean for a bounded code (its range is the
+    activation's, not the data's); the raw code for ReLU-type codes, whose size is
+    what the penalty shaped."""
+    if params["code_scaling"] != "auto":
+        return params["code_scaling"]
+    return "mean" if reg == "bounded code" else None
+
+
+def _k(params) -> int | None:
+    if not mechanism(params["sparsity"]).uses_k:
+        return None
+    n = params["n_components"]
+    k = max(1, n // 8) if params["k"] is None else params["k"]
+    if k > n:
+        raise ValueError(f"k must satisfy 1 <= k <= n_components={n}; got k={k}.")
+    return int(k)
+
+
+def _hidden_sizes(params) -> tuple[int, ...]:
+    sizes = params["hidden_layer_sizes"]
+    if isinstance(sizes, Integral):
+        sizes = (sizes,)
+    sizes = tuple(sizes)
+    if not all(isinstance(s, Integral) and not isinstance(s, bool) and s >= 1 for s in sizes):
+        raise ValueError(
+            "hidden_layer_sizes must be a tuple of positive integers (layer widths); "
+            f"got {params['hidden_layer_sizes']!r}."
+        )
+    return tuple(int(s) for s in sizes)
+
+
+def _matryoshka_widths(params) -> tuple[int, ...]:
+    """``matryoshka_widths`` as a tuple, checked; the whole width is implied."""
+    given, n = params["matryoshka_widths"], params["n_components"]
+    if given is None:
+        return ()
+    widths = tuple(np.ravel(given).tolist())
+    ok = all(isinstance(w, Integral) and not isinstance(w, bool) for w in widths)
+    if not widths or not ok or widths[0] < 1 or widths[-1] > n:
+        raise ValueError(
+            "matryoshka_widths must be a non-empty tuple of increasing integers in "
+            f"[1, n_components={n}]; got {given!r}."
+        )
+    if any(b <= a for a, b in itertools.pairwise(widths)):
+        raise ValueError(f"matryoshka_widths must be strictly increasing; got {given!r}.")
+    if not mechanism(params["sparsity"]).matryoshka:
+        allowed = sorted(name for name, m in SPARSITY.items() if m.matryoshka)
+        raise ValueError(
+            f"matryoshka_widths needs a sparse code whose zeros mean 'off': sparsity "
+            f"in {allowed}; got sparsity={params['sparsity']!r}."
+        )
+    return tuple(int(w) for w in widths if w < n)
+
+
+def _batch_size(params, n_samples: int) -> int:
+    """``"auto"``: ``n_samples // 100`` within [200, 1000]; clipped to ``n_samples``.
+
+    200 rows up to 20000 samples; beyond, at least 100 steps an epoch with larger
+    batches, whose matrix products run closer to the machine's rate (on 60000 x 784
+    an epoch of 500-row batches cost 0.63 times one of 200-row batches).
+    """
+    if params["batch_size"] == "auto":
+        low, high = AUTO_BATCH_RANGE
+        size = min(max(n_samples // AUTO_BATCH_STEPS, low), high)
+    else:
+        size = int(params["batch_size"])
+    return max(1, min(size, n_samples))
+
+
+def _learning_rate(params, n_features: int, reg: str) -> float | None:
+    r"""``"auto"``: for KL by Adam, :math:`0.02\sqrt{64 / n_{features}}` within
+    [3e-3, 0.02]; 1e-2 for ReLU-type codes (on digits, TopK, BatchTopK, JumpReLU and
+    L1 converge in 100-155 epochs at an equal or lower error, where 3e-3 ran out of
+    200); 3e-3 otherwise; None for L-BFGS."""
+    if params["solver"] != "adam":
+        return None
+    if params["learning_rate"] != "auto":
+        return float(params["learning_rate"])
+    if _fast_schedule(params["sparsity"], params["solver"]):
+        return min(0.02, max(3e-3, 0.02 * math.sqrt(64.0 / n_features)))
+    return 1e-2 if reg != "bounded code" else 3e-3
+
+
+def _patience(params, n_train: int, batch_size: int) -> int:
+    """``"auto"``: 2 epochs (KL by Adam) or 10, and at least that many times
+    ``PATIENCE_STEPS`` steps, so that a small data set (one step an epoch) is not
+    declared converged after three steps."""
+    if params["n_iter_no_change"] != "auto":
+        return int(params["n_iter_no_change"])
+    base = 2 if _fast_schedule(params["sparsity"], params["solver"]) else 10
+    steps = max(1, math.ceil(n_train / batch_size))
+    return max(base, math.ceil(base * PATIENCE_STEPS / steps))
+
+
+def _tol(params, facts: DataFacts, loss: str, output_activation: str) -> float:
+    """``"auto"``: Adam's tol per feature is TOL_FAST (KL) or TOL times what a model
+    predicting the mean leaves to learn; L-BFGS's, 1e-4 on the gradient."""
+    if params["tol"] != "auto":
+        return float(params["tol"])
+    if params["solver"] != "adam":
+        return TOL_LBFGS
+    rel = TOL_FAST if _fast_schedule(params["sparsity"], params["solver"]) else TOL
+    return rel * facts.learnable(loss, output_activation)
+
+
+def _training_dtype(params, facts: DataFacts, device_type: str) -> str:
+    """``"auto"``: float32 for Adam, the data's dtype for L-BFGS (float32 on MPS)."""
+    chosen = params["training_dtype"]
+    if chosen == "float64" and device_type == "mps":
+        raise ValueError(
+            "training_dtype='float64' is not available on an MPS device (it has no "
+            "float64); use training_dtype='auto' or 'float32', or device='cpu'."
+        )
+    if chosen == "auto":
+        chosen = "float32" if params["solver"] == "adam" else facts.dtype.name
+    return "float32" if device_type == "mps" else chosen
+
+
+def resolve(
+    params: dict,
+    facts: DataFacts,
+    *,
+    fitted_loss: str | None = None,
+    device_type: str = "cpu",
+    one_epoch: bool = False,
+) -> Resolved:
+    """Decide every ``"auto"`` of ``params`` (``get_params()``) for data ``facts``.
+
+    ``fitted_loss`` is the loss of the model a continued fit resumes (it keeps it);
+    ``one_epoch``: a ``partial_fit`` call (no validation split).
+    Raises ValueError for values that cannot work together (k above
+    ``n_components``, bad ``matryoshka_widths``, float64 on MPS).
+    """
+    sparsity, solver = params["sparsity"], params["solver"]
+    reg = regime(sparsity, params["activation"])
+    loss = _loss(params, facts, fitted_loss, reg)
+    output = params["output_activation"]
+    if output == "auto":
+        output = "sigmoid" if loss == "bce" else "linear"
+    n_train = facts.n_samples
+    if params["early_stopping"] and not one_epoch:
+        n_train -= max(1, round(params["validation_fraction"] * facts.n_samples))
+    batch_size = _batch_size(params, max(1, n_train))
+    target = params["sparsity_target"]
+    if target == "auto":  # narrow codes keep about three units active
+        target = min(0.5, max(0.05, 3.0 / params["n_components"]))
+    weight = params["sparsity_weight"]
+    steer = weight == "auto" and mechanism(sparsity).steers_target and solver == "adam"
+    if weight == "auto":
+        weight = mechanism(sparsity).default_weight
+    return Resolved(
+        regime=reg,
+        loss=loss,
+        output_activation=output,
+        hidden_layer_sizes=_hidden_sizes(params),
+        k=_k(params),
+        matryoshka_widths=_matryoshka_widths(params),
+        sparsity_target=float(target),
+        sparsity_weight=float(weight),
+        steer_sparsity=steer,
+        noise=_noise(params, facts, reg),
+        noise_type=params["noise_type"],
+        code_scaling=_code_scaling(params, reg),
+        learning_rate=_learning_rate(params, facts.n_features, reg),
+        tol=_tol(params, facts, loss, output),
+        n_iter_no_change=_patience(params, max(1, n_train), batch_size),
+        batch_size=batch_size,
+        training_dtype=_training_dtype(params, facts, device_type),
+    )
+
+
+#: The user guide's table: one row per regime, one column per ``"auto"`` parameter.
+TABLE_COLUMNS = ("loss", "noise", "code_scaling", "learning_rate", "tol", "n_iter_no_change")
+TABLE_ROWS = {
+    "bounded code (KL, by Adam)": {
+        "loss": "`bce` on X in [0, 1], else `mse`",
+        "noise": f"masking {AUTO_MASKING} if rows have ≥ {MASKING_MIN_NONZEROS:g} non-zeros, else 0",
+        "code_scaling": "`mean`",
+        "learning_rate": "0.02·√(64/n_features) in [3e-3, 0.02]",
+        "tol": f"{TOL_FAST:g} × learnable loss",
+        "n_iter_no_change": f"2 epochs, ≥ {2 * PATIENCE_STEPS} steps",
+    },
+    "bounded code (L1 or none)": {
+        "loss": "`bce` on X in [0, 1], else `mse`",
+        "noise": f"masking {AUTO_MASKING} if rows have ≥ {MASKING_MIN_NONZEROS:g} non-zeros, else 0",
+        "code_scaling": "`mean`",
+        "learning_rate": "3e-3",
+        "tol": f"{TOL:g} × learnable loss",
+        "n_iter_no_change": f"10 epochs, ≥ {10 * PATIENCE_STEPS} steps",
+    },
+    "relu code (L1 or none)": {
+        "loss": "`mse`",
+        "noise": "0",
+        "code_scaling": "None",
+        "learning_rate": "1e-2",
+        "tol": f"{TOL:g} × learnable loss",
+        "n_iter_no_change": f"10 epochs, ≥ {10 * PATIENCE_STEPS} steps",
+    },
+    "sae (TopK, BatchTopK, JumpReLU)": {
+        "loss": "`mse`",
+        "noise": "0",
+        "code_scaling": "None",
+        "learning_rate": "1e-2",
+        "tol": f"{TOL:g} × learnable loss",
+        "n_iter_no_change": f"10 epochs, ≥ {10 * PATIENCE_STEPS} steps",
+    },
+    "L-BFGS (any code)": {
+        "loss": "as its code's row",
+        "noise": "as its code's row",
+        "code_scaling": "as its code's row",
+        "learning_rate": "None",
+        "tol": f"{TOL_LBFGS:g} (gradient)",
+        "n_iter_no_change": "—",
+    },
+}
+
+
+def defaults_table() -> str:
+    """The rule as a Markdown table (the user guide embeds exactly this)."""
+    lines = [
+        "| regime | " + " | ".join(f"`{c}`" for c in TABLE_COLUMNS) + " |",
+        "|---" * (len(TABLE_COLUMNS) + 1) + "|",
+    ]
+    for name, row in TABLE_ROWS.items():
+        lines.append(f"| {name} | " + " | ".join(row[c] for c in TABLE_COLUMNS) + " |")
+    return "\n".join(lines)
