@@ -68,3 +68,37 @@ def fit_threads(monkeypatch):
             yield stdout.seen
 
     return recording
+
+
+#: Topic words of the small TF-IDF corpus (:func:`tfidf_corpus`), and words every topic uses.
+TOPICS = {
+    "sport": "team ball goal match player coach score win league season field run".split(),
+    "food": "bread cheese soup recipe cook oven taste salt kitchen dinner fresh sweet".split(),
+    "music": "song guitar band concert melody drum sing album piano tune note stage".split(),
+    "space": "planet star orbit rocket moon galaxy launch telescope comet mars light sky".split(),
+    "money": "bank loan price market stock trade cash budget tax profit invest cost".split(),
+}
+COMMON_WORDS = "the a of and is on in with".split()
+
+
+def tfidf_corpus(n_docs=200, seed=0):
+    """``(X, topic)``: a ``TfidfVectorizer`` CSR matrix of ``n_docs`` short sentences
+    (4 words of one of 5 topics, 2 common words; 67 terms, density 0.08), built here:
+    nothing is downloaded."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    rng = np.random.default_rng(seed)
+    names = sorted(TOPICS)
+    docs, topics = [], []
+    for i in range(n_docs):
+        topic = i % len(names)
+        words = [*rng.choice(TOPICS[names[topic]], 4), *rng.choice(COMMON_WORDS, 2)]
+        rng.shuffle(words)
+        docs.append(" ".join(words))
+        topics.append(topic)
+    return TfidfVectorizer().fit_transform(docs), np.array(topics)
+
+
+@pytest.fixture(scope="session")
+def tfidf():
+    return tfidf_corpus()
