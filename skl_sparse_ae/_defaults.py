@@ -49,6 +49,10 @@ TOL_FAST = 2e-3
 TOL = 2e-4
 #: L-BFGS: the largest gradient entry.
 TOL_LBFGS = 1e-4
+#: Adam declares no plateau before the training loss is below the mean predictor's by
+#: this fraction of what it leaves to learn (a fraction of variance unexplained of
+#: 0.9): the flat start of a stacked sigmoid model is not convergence.
+LEARNT_FRACTION = 0.1
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,8 @@ class DataFacts:
         of a perfect reconstruction, :math:`\\frac{1}{d}\\sum_f H(\\bar x_f) -
         \\frac{1}{nd}\\sum_{i,f} H(x_{if})` (:math:`H` the binary entropy); None
         unless ``in_unit_interval``.
+    bce_floor : float or None
+        The second term: per feature, the cross-entropy of a perfect reconstruction.
     dtype : numpy dtype
         The dtype of ``X``.
     """
@@ -81,6 +87,7 @@ class DataFacts:
     variance: float
     bce_learnable: float | None
     dtype: np.dtype
+    bce_floor: float | None = None
 
     def learnable(self, loss: str, output_activation: str) -> float:
         """Per feature, the training loss a model predicting the mean leaves to learn.
@@ -92,6 +99,12 @@ class DataFacts:
         if loss == "bce":  # NaN for X outside [0, 1], which cross-entropy rejects
             return math.nan if self.bce_learnable is None else self.bce_learnable
         return 0.5 if output_activation == "linear" else 0.5 * self.variance
+
+    def mean_loss(self, loss: str, output_activation: str) -> float:
+        """Per feature, the training loss of predicting each feature's mean (the
+        learnable part plus what no reconstruction removes: cross-entropy's floor)."""
+        floor = (self.bce_floor or 0.0) if loss == "bce" else 0.0
+        return self.learnable(loss, output_activation) + floor
 
 
 def _entropy(p: np.ndarray) -> np.ndarray:
@@ -126,9 +139,10 @@ def data_facts(X) -> DataFacts:
     with np.errstate(over="ignore"):  # inf for data beyond float64's square root
         variance = float(np.mean(mean_sq - mean**2) * np.float64(top) ** 2)
     in_unit = bool(lo >= 0 and hi <= 1)
-    learnable = None
+    learnable = floor = None
     if in_unit and n * d:
-        learnable = float(_entropy(mean * top).mean() - _entropy(values).sum() / (n * d))
+        floor = float(_entropy(values).sum() / (n * d))
+        learnable = float(_entropy(mean * top).mean()) - floor
     return DataFacts(
         n_samples=n,
         n_features=d,
@@ -137,6 +151,7 @@ def data_facts(X) -> DataFacts:
         variance=variance,
         bce_learnable=learnable,
         dtype=np.dtype(X.dtype),
+        bce_floor=floor,
     )
 
 
@@ -161,6 +176,7 @@ class Resolved:
     n_iter_no_change: int
     batch_size: int
     training_dtype: str
+    learnt_loss: float = math.inf
 
 
 def regime(sparsity: str | None, activation: str) -> str:
@@ -171,9 +187,11 @@ def regime(sparsity: str | None, activation: str) -> str:
     return "bounded code" if ACTIVATIONS[activation].unit_interval is not None else "relu code"
 
 
-def _fast_schedule(sparsity, solver) -> bool:
-    """The short Adam schedule: KL by Adam (step 0.02, tol 2e-3, patience 2)."""
-    return sparsity == "kl" and solver == "adam"
+def _fast_schedule(params) -> bool:
+    """The short Adam schedule (step 0.02, tol 2e-3, patience 2): a one-layer KL code
+    by Adam. A stacked sigmoid model starts on a plateau at the mean that lasts tens
+    of epochs at 3e-3 and that a step of 0.02 never left (digits, (128, 64) -> 32)."""
+    return params["sparsity"] == "kl" and params["solver"] == "adam" and not _hidden_sizes(params)
 
 
 def _loss(params, facts: DataFacts, fitted_loss: str | None, reg: str) -> str:
@@ -280,7 +298,7 @@ def _learning_rate(params, n_features: int, reg: str) -> float | None:
         return None
     if params["learning_rate"] != "auto":
         return float(params["learning_rate"])
-    if _fast_schedule(params["sparsity"], params["solver"]):
+    if _fast_schedule(params):
         return min(0.02, max(3e-3, 0.02 * math.sqrt(64.0 / n_features)))
     return 1e-2 if reg != "bounded code" else 3e-3
 
@@ -291,7 +309,7 @@ def _patience(params, n_train: int, batch_size: int) -> int:
     declared converged after three steps."""
     if params["n_iter_no_change"] != "auto":
         return int(params["n_iter_no_change"])
-    base = 2 if _fast_schedule(params["sparsity"], params["solver"]) else 10
+    base = 2 if _fast_schedule(params) else 10
     steps = max(1, math.ceil(n_train / batch_size))
     return max(base, math.ceil(base * PATIENCE_STEPS / steps))
 
@@ -303,8 +321,19 @@ def _tol(params, facts: DataFacts, loss: str, output_activation: str) -> float:
         return float(params["tol"])
     if params["solver"] != "adam":
         return TOL_LBFGS
-    rel = TOL_FAST if _fast_schedule(params["sparsity"], params["solver"]) else TOL
+    rel = TOL_FAST if _fast_schedule(params) else TOL
     return rel * facts.learnable(loss, output_activation)
+
+
+def _learnt_loss(params, facts: DataFacts, loss: str, output_activation: str) -> float:
+    """With ``tol="auto"``, the training loss :math:`J` below which a plateau may be
+    declared: the mean predictor's, less ``LEARNT_FRACTION`` of what it leaves to
+    learn; an explicit ``tol`` is MLPRegressor's rule as written (inf: no guard)."""
+    if params["tol"] != "auto":
+        return math.inf
+    mean_loss = facts.mean_loss(loss, output_activation)
+    learnable = facts.learnable(loss, output_activation)
+    return facts.n_features * (mean_loss - LEARNT_FRACTION * learnable)
 
 
 def _training_dtype(params, facts: DataFacts, device_type: str) -> str:
@@ -370,6 +399,7 @@ def resolve(
         n_iter_no_change=_patience(params, max(1, n_train), batch_size),
         batch_size=batch_size,
         training_dtype=_training_dtype(params, facts, device_type),
+        learnt_loss=_learnt_loss(params, facts, loss, output),
     )
 
 

@@ -615,6 +615,7 @@ class SparseAutoencoderTransformer(
             steer_sparsity=config.steer_sparsity,
             n_threads=self.n_threads,
             verbose=int(self.verbose),
+            learnt_loss=config.learnt_loss,
         )
 
     def _inference_rows(self, module: SparseAutoencoder) -> int:

@@ -82,6 +82,10 @@ class Schedule:
         Denoising corruption of the encoder's input during training (:func:`corrupt`).
     one_epoch : bool
         One pass over the data and no stopping rule (``partial_fit``).
+    learnt_loss : float
+        The stopping rule declares no plateau while the training loss :math:`J` is
+        above this: the loss of predicting the mean, less a tenth of what that leaves
+        to learn (:mod:`._defaults`; inf: no such guard).
     steer_sparsity : bool
         After each epoch, move ``sparsity_weight`` toward the value at which the
         epoch's mean activation meets ``sparsity_target`` (:func:`steer_weight`); the
@@ -107,6 +111,7 @@ class Schedule:
     steer_sparsity: bool = False
     n_threads: int | None = None
     verbose: int = 0
+    learnt_loss: float = math.inf
 
 
 @dataclass(frozen=True)
@@ -649,7 +654,7 @@ def fit_minibatch(loop: _Loop, X: torch.Tensor, X_val: torch.Tensor | None) -> N
             val_score = float(validation_score(loop.module, X_val))
             check_finite(val_score, f"epoch {epoch} (validation)")
             history.validation_scores.append(val_score)
-        settled = loop.steer(stats)
+        settled = loop.steer(stats) and loss < schedule.learnt_loss
         stop = stopper.update(loop.module, loss, val_score, settled)
         loop.report(f"Epoch {i}/{schedule.max_iter}", stats, loss, val_score, tic)
         if stop and schedule.learning_rate_schedule == "plateau" and drops < PLATEAU_DROPS:

@@ -206,3 +206,69 @@ def test_explicit_schedule_wins_and_resolved_values_are_recorded(X):
 def test_auto_batch_size_grows_with_the_data_within_its_range(n_samples, expected):
     assert _resolve(n_samples=n_samples).batch_size == expected
     assert _resolve(n_samples=n_samples, batch_size=64).batch_size == min(64, n_samples)
+
+
+# --------------------------------------------- the user guide's table and the module
+def test_the_user_guide_shows_the_modules_table():
+    """The guide embeds ``defaults_table()`` verbatim: editing one without the other fails."""
+    import pathlib
+
+    from skl_sparse_ae._defaults import defaults_table
+
+    guide = (pathlib.Path(__file__).parents[1] / "docs" / "user_guide.md").read_text()
+    assert defaults_table() in guide
+
+
+#: A representative fit of each row of the table: the parameters and whether X lies in
+#: [0, 1] with at least 8 non-zeros a row (digits / 16).
+ROW_FITS = {
+    "bounded code (KL, by Adam)": {},
+    "bounded code (L1 or none)": {"sparsity": "l1"},
+    "relu code (L1 or none)": {"sparsity": "l1", "activation": "relu"},
+    "sae (TopK, BatchTopK, JumpReLU)": {"sparsity": "topk"},
+    "L-BFGS (any code)": {"solver": "lbfgs"},
+}
+
+
+@pytest.mark.parametrize("row", sorted(ROW_FITS))
+def test_each_row_of_the_table_is_what_resolve_does(row):
+    """Each cell's claim, checked against :func:`resolve` on digits-like facts (in [0, 1],
+    30 non-zeros a row) and on facts that flip the data-dependent cells."""
+    from skl_sparse_ae._defaults import TABLE_ROWS
+
+    cells = TABLE_ROWS[row]
+    dense01 = DataFacts(1347, 64, True, 30.0, 0.1, 0.21, np.dtype("float64"))
+    sparse01 = DataFacts(1347, 64, True, 3.0, 0.1, 0.21, np.dtype("float64"))
+    other = DataFacts(1347, 64, False, 64.0, 1.0, None, np.dtype("float64"))
+    params = SparseAutoencoderTransformer(**ROW_FITS[row]).get_params()
+    config, off_unit, few = (resolve(params, f) for f in (dense01, other, sparse01))
+    if cells["loss"] == "`mse`":
+        assert config.loss == off_unit.loss == "mse"
+    elif cells["loss"].startswith("`bce` on X in [0, 1]"):
+        assert (config.loss, off_unit.loss) == ("bce", "mse")
+    if cells["noise"] == "0":
+        assert config.noise == 0.0
+    elif cells["noise"].startswith("masking 0.2 if rows"):
+        assert (config.noise, config.noise_type, few.noise) == (0.2, "masking", 0.0)
+    scaling = {"`mean`": "mean", "None": None}.get(cells["code_scaling"], config.code_scaling)
+    assert config.code_scaling == scaling
+    if cells["learning_rate"] == "None":
+        assert config.learning_rate is None
+    elif not cells["learning_rate"].startswith("0.02"):
+        assert config.learning_rate == float(cells["learning_rate"])
+    else:
+        assert config.learning_rate == 0.02
+        assert resolve(params, DataFacts(10, 784, True, 30.0, 0.1, 0.21, np.dtype("float64")))
+    if cells["tol"].endswith("× learnable loss"):
+        rel = float(cells["tol"].split(" ")[0])
+        # bce: the facts' learnable loss; squared error: 1/2 per feature (standardised)
+        assert config.tol == pytest.approx(rel * (0.21 if config.loss == "bce" else 0.5))
+        assert off_unit.tol == pytest.approx(rel * 0.5)  # standardised: 1/2 per feature
+    else:
+        assert config.tol == float(cells["tol"].split(" ")[0])
+    if "epochs" in cells["n_iter_no_change"]:
+        epochs = int(cells["n_iter_no_change"].split(" ")[0])
+        steps = int(cells["n_iter_no_change"].split("≥ ")[1].split(" ")[0])
+        assert config.n_iter_no_change == epochs  # 7 steps an epoch
+        one_step = DataFacts(200, 64, False, 64.0, 1.0, None, np.dtype("float64"))
+        assert resolve(params, one_step).n_iter_no_change == steps  # one step an epoch
