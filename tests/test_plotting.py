@@ -45,8 +45,18 @@ def sae_early(digits01):
 
 @pytest.fixture(scope="module")
 def sae_dead(digits01):
-    """A ReLU + L1 code with a heavy penalty: some units never fire."""
-    model = _fit(digits01, n_components=24, activation="relu", sparsity="l1", sparsity_weight=3.0)
+    """A ReLU + L1 code with a heavy penalty, cross-entropy and masking noise: some
+    units never fire."""
+    model = _fit(
+        digits01,
+        n_components=24,
+        activation="relu",
+        sparsity="l1",
+        sparsity_weight=3.0,
+        loss="bce",
+        noise=0.2,
+        learning_rate=3e-3,
+    )
     assert model.dead_components_.any() and not model.dead_components_.all()
     return model
 

@@ -18,14 +18,15 @@ from skl_sparse_ae import FitQualityWarning, SparseAutoencoderTransformer
 README = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
 
 #: The placeholders of the README's table and the values their sources use
-#: (UFLDL: ρ 0.01, β 3, λ 1e-4; Keras' L1 blog: 1e-5 per output mean, here ``c``;
+#: (UFLDL: ρ 0.01, β 3, λ 1e-4; Keras' L1: a coefficient that makes the code "twice
+#: sparser", as its blog post judges it;
 #: JumpReLU: λ 0.3, the default weight).
-PLACEHOLDERS = {"ρ": "0.01", "β": "3.0", "λ": "1e-4", "coef": "0.01"}
+PLACEHOLDERS = {"ρ": "0.01", "β": "3.0", "λ": "1e-4", "coef": "0.02"}
 
 
 def readme_recipes() -> dict[str, dict]:
     """``recipe -> parameters`` from the README's table of recipes."""
-    rows = re.findall(r"^\| ([^|]+?) \| (`[^|]+`) \|$", README, flags=re.MULTILINE)
+    rows = re.findall(r"^\| ([^|]+?) \| (`[^|]+) \|$", README, flags=re.MULTILINE)
     recipes = {}
     for name, cell in rows:
         # the spans that set parameters (the Matryoshka row also names mechanisms)
@@ -53,8 +54,8 @@ def X():
 
 def _fit(X, **params):
     with warnings.catch_warnings():
-        warnings.simplefilter("error", FitQualityWarning)  # no recipe gives a useless model
         warnings.simplefilter("ignore")
+        warnings.simplefilter("error", FitQualityWarning)  # no recipe gives a useless model
         return SparseAutoencoderTransformer(random_state=0, **params).fit(X)
 
 
@@ -63,21 +64,25 @@ def _recipe(word):
     return dict(RECIPES[name])
 
 
-def test_classic_ufldl_reaches_its_target_activation(X):
-    """L-BFGS on KL(ρ = 0.01) with β = 3: measured mean activation 0.0102."""
+def test_classic_ufldl_reaches_its_target_activation():
+    """L-BFGS on KL(ρ = 0.01) with β = 3, 8 x 8 patches, 25 units (the UFLDL exercise):
+    measured mean activation 0.0108 (test_quality.py has the 10000-patch version)."""
+    from skl_sparse_ae.datasets import load_ufldl_patches
+
+    X = load_ufldl_patches(2000)
     sae = _fit(X, n_components=25, max_iter=400, **_recipe("UFLDL"))
-    assert (
-        sae.solver == "lbfgs" and sae.loss_ == "mse" and sae.module_.output_activation == "sigmoid"
-    )
+    assert sae.solver == "lbfgs" and sae.loss_ == "mse"
+    assert sae.module_.output_activation == "sigmoid"
     assert sae.mean_activation_.mean() == pytest.approx(0.01, rel=0.3)
 
 
-def test_keras_l1_recipe_is_sparser_than_no_penalty(X):
-    """Measured: mean code 0.25 at c = 0.01 against 0.55 without the penalty."""
+def test_keras_l1_recipe_halves_the_mean_code(X):
+    """Keras' blog: the L1 code is "twice sparser", judged by the mean code. Measured
+    on these 600 digits at c = 0.02: 0.177 against 0.418 without the penalty."""
     params = _recipe("L1 activity")
     l1 = _fit(X, **params)
     plain = _fit(X, **{**params, "sparsity": None})
-    assert l1.transform(X).mean() <= 0.6 * plain.transform(X).mean()
+    assert l1.transform(X).mean() <= 0.5 * plain.transform(X).mean()
 
 
 def test_bce_recipe_has_a_sigmoid_output(X):
