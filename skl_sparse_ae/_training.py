@@ -502,13 +502,17 @@ def steer_weight(spec: Objective, rho_hat: float) -> tuple[Objective, bool]:
     smaller. ``rho_hat`` is the epoch's mean activation in the unit interval.
 
     Returns the objective with the new weight, and whether ``rho_hat`` was on target
-    (within ``STEER_TOLERANCE``).
+    (within ``STEER_TOLERANCE``) or the weight is held at a bound of ``STEER_BOUNDS``
+    (a target the code cannot reach, such as 0.5 for two units behind a hidden layer,
+    would otherwise keep training going until ``max_iter``).
     """
     ratio = max(rho_hat, 1e-12) / spec.sparsity_target
     low, high = STEER_BOUNDS
-    beta = min(max(spec.sparsity_weight * ratio**STEER_RATE, low), high)
+    wanted = spec.sparsity_weight * ratio**STEER_RATE
+    beta = min(max(wanted, low), high)
     on_target = abs(math.log(ratio)) <= math.log1p(STEER_TOLERANCE)
-    return dataclasses.replace(spec, sparsity_weight=beta), on_target
+    # a weight held at its bound cannot move the code further: waiting is in vain
+    return dataclasses.replace(spec, sparsity_weight=beta), on_target or beta != wanted
 
 
 class _NoImprovement:

@@ -11,7 +11,7 @@ from sklearn.preprocessing import StandardScaler
 from skl_sparse_ae import SparseAutoencoderTransformer
 from skl_sparse_ae._defaults import DataFacts, resolve
 from skl_sparse_ae._objective import Objective
-from skl_sparse_ae._training import STEER_RATE, STEER_TOLERANCE, steer_weight
+from skl_sparse_ae._training import STEER_BOUNDS, STEER_RATE, STEER_TOLERANCE, steer_weight
 
 FAST = {"n_components": 16, "max_iter": 5, "random_state": 0}
 
@@ -103,6 +103,19 @@ def test_steer_weight_is_a_multiplicative_step_toward_the_target():
     assert on_target and same.sparsity_weight == pytest.approx(2.0 * ratio**STEER_RATE)
     assert not steer_weight(spec, 0.05 * (1 + 2 * STEER_TOLERANCE))[1]
     assert up.sparsity_target == 0.05 and up.loss == spec.loss
+
+
+def test_a_weight_held_at_its_bound_counts_as_settled():
+    """An unreachable target (too quiet a code, the weight already at its floor) must
+    not keep training going until max_iter: the step is clipped, and settled."""
+    low, high = STEER_BOUNDS
+    floor = Objective(sparsity="kl", sparsity_target=0.5, sparsity_weight=low)
+    held, settled = steer_weight(floor, 0.4)  # 20 % too quiet, yet no lower weight exists
+    assert held.sparsity_weight == low and settled
+    ceiling = Objective(sparsity="kl", sparsity_target=0.05, sparsity_weight=high)
+    assert steer_weight(ceiling, 0.2) == (ceiling, True)
+    free = Objective(sparsity="kl", sparsity_target=0.5, sparsity_weight=1.0)
+    assert not steer_weight(free, 0.4)[1]  # off target and free to move: not settled
 
 
 @pytest.mark.parametrize("target", [0.05, 0.15])
