@@ -42,6 +42,15 @@ NMF    ``NMF(n_components=w, init="nndsvda", max_iter=500, random_state=0)`` (on
        the one initialisation scikit-learn accepts there.
 input  the input features themselves (the probe's reference; FVU 0).
 
+``--mechanisms`` adds, after the ours rows, one row of ours per sparsity mechanism typed
+with only its own knobs (every other parameter ``"auto"``), labelled by mechanism:
+``kl`` {}, ``l1`` {"sparsity": "l1", "activation": "relu"}, ``topk`` {"sparsity":
+"topk", "k": 8}, ``batchtopk`` {"sparsity": "batchtopk", "k": 8}, ``jumprelu``
+{"sparsity": "jumprelu"}, ``none`` {"sparsity": None}, ``matryoshka`` {"sparsity":
+"batchtopk", "k": 8, "matryoshka_widths": (16, 32)}. Those fit any w >= 32; below, k =
+min(8, w // 2) and the widths are (16,) for 16 < w < 32 (wine's w = 26) and (w // 2,)
+for w <= 16; each row's label shows the parameters it ran with.
+
 Metrics (held-out = the 25 % test split)
 ----------------------------------------
 fit s      seconds of the contender's ``fit`` on the training split, one fit each, not
@@ -92,6 +101,7 @@ rows (to keep the probe's time small; rows are independent draws) and scored on 
 
 Run: python benchmarks/bench_defaults.py [--quick] [--ours-params JSON ...]
                                           [--datasets NAMES] [--width N] [--scale]
+                                          [--mechanisms]
 (2 shared cores: all five data sets about 8 min, most of it NMF's 500 iterations at
 128 components; ``--quick`` about 2 min. ``--scale`` is long: ours' default 200 epochs
 on 60000 x 784 cost about 0.65 s per 20000 rows per epoch with one thread, so about
@@ -104,6 +114,8 @@ Examples:
   python benchmarks/bench_defaults.py --datasets digits01 --ours-params '{}' \\
       --ours-params '{"loss": "bce", "noise": 0.3, "noise_type": "masking"}'
   python benchmarks/bench_defaults.py --datasets digits_std --width 30
+  python benchmarks/bench_defaults.py --quick --mechanisms    # + 7 rows a data set
+  python benchmarks/bench_defaults.py --datasets patches --mechanisms
 """
 
 from __future__ import annotations
@@ -197,24 +209,51 @@ def ours_label(params):
     return "ours" + (" " + json.dumps(params) if params else " (defaults)")
 
 
-def ours_contenders(w, ours_params):
+def ours_contenders(w, ours_params, labels=None):
     """One ``(name, estimator, reconstruct)`` per candidate parameter set of ours."""
     return [
         (
-            ours_label(params),
+            ours_label(params) if labels is None else label,
             SparseAutoencoderTransformer(n_components=w, random_state=0, **params),
             lambda est, X: est.inverse_transform(est.transform(X)),
         )
-        for params in ours_params
+        for label, params in zip(labels or [None] * len(ours_params), ours_params)
     ]
 
 
-def contenders(X_train, w, ours_params, quick):
+def mechanisms(w):
+    """``--mechanisms``: ``{label: params}``, each mechanism typed with only its own knobs.
+
+    k = 8 and widths (16, 32) as typed for w >= 32; below, k = min(8, w // 2) and the
+    widths (16,) for 16 < w < 32 (wine's 26), (w // 2,) for w <= 16.
+    """
+    k = min(8, max(1, w // 2))
+    widths = (16, 32) if w >= 32 else (16,) if w > 16 else (max(1, w // 2),)
+    return {
+        "kl": {},
+        "l1": {"sparsity": "l1", "activation": "relu"},
+        "topk": {"sparsity": "topk", "k": k},
+        "batchtopk": {"sparsity": "batchtopk", "k": k},
+        "jumprelu": {"sparsity": "jumprelu"},
+        "none": {"sparsity": None},
+        "matryoshka": {"sparsity": "batchtopk", "k": k, "matryoshka_widths": widths},
+    }
+
+
+def mechanism_contenders(w):
+    """Ours once per mechanism, labelled ``mechanism {params}``."""
+    mech = mechanisms(w)
+    labels = [f"{name} {json.dumps(params)}" for name, params in mech.items()]
+    return ours_contenders(w, list(mech.values()), labels)
+
+
+def contenders(X_train, w, ours_params, quick, with_mechanisms=False):
     """``[(name, estimator or None, reconstruct)]`` that apply to this data."""
     d = X_train.shape[1]
     in01 = X_train.min() >= 0.0 and X_train.max() <= 1.0
     nonneg = X_train.min() >= 0.0
     out = [("input features", None, lambda est, X: X), *ours_contenders(w, ours_params)]
+    out += mechanism_contenders(w) if with_mechanisms else []
     out.append(
         (
             f"PCA({min(w, d)})",
@@ -394,6 +433,11 @@ def main():
     parser.add_argument(
         "--scale", action="store_true", help="only the 70000 x 784 comparison (see above)"
     )
+    parser.add_argument(
+        "--mechanisms",
+        action="store_true",
+        help="also one row of ours per sparsity mechanism, typed with only its own knobs",
+    )
     args = parser.parse_args()
     ours_params = args.ours_params or [{}]
     for params in ours_params:
@@ -406,6 +450,7 @@ def main():
         X_train, X_test, y_train, y_test = scale_data(args.quick)
         w = args.width or 128
         cands = [("input features", None, lambda est, X: X), *ours_contenders(w, ours_params)]
+        cands += mechanism_contenders(w) if args.mechanisms else []
         cands += [
             (
                 f"BernoulliRBM({w}, n_iter=10)",
@@ -447,7 +492,7 @@ def main():
             f"### {name}: {desc}; {len(X_train)} train / {len(X_test)} test x "
             f"{X_train.shape[1]} features; w = {w}\n"
         )
-        cands = contenders(X_train, w, ours_params, args.quick)
+        cands = contenders(X_train, w, ours_params, args.quick, args.mechanisms)
         show(*run_rows(cands, X_train, X_test, y_train, y_test), y_train is not None)
         print(f"\n({time.perf_counter() - tic:.0f} s)\n")
     print(f"{machine()}; {time.perf_counter() - total:.0f} s in all")

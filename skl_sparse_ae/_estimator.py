@@ -172,11 +172,14 @@ class SparseAutoencoderTransformer(
     weight_decay : float, default=1e-4
         :math:`\lambda`, the L2 penalty on weights (not biases).
 
-    noise : float, default=0.2
+    noise : float or "auto", default="auto"
         Corruption level for a denoising autoencoder: the standard deviation of
         Gaussian noise, or the probability that an entry is masked to 0. The
         corruption is drawn during training only; ``transform`` is deterministic.
-        ``0`` trains a plain autoencoder.
+        ``0`` trains a plain autoencoder. ``"auto"``: 0.2 for a sigmoid or tanh code
+        on rows with at least 8 non-zero entries on average (masking a one-hot row
+        erases it), else 0 (ReLU, TopK, BatchTopK and JumpReLU codes: the field's
+        practice). ``noise_`` holds the value used.
 
     noise_type : {"gaussian", "masking"}, default="masking"
         Kind of corruption when ``noise > 0``.
@@ -189,10 +192,11 @@ class SparseAutoencoderTransformer(
         strong-Wolfe line search (the UFLDL recipe; not with ``"topk"``).
 
     learning_rate : float or "auto", default="auto"
-        Adam's step size. ``"auto"``: for ``sparsity="kl"``,
+        Adam's step size. ``"auto"``: for a one-layer ``sparsity="kl"`` code,
         :math:`0.02\sqrt{64 / n_{features}}` kept within [3e-3, 0.02] (0.02 on
-        digits, 0.0057 on 784 pixels), 3e-3 for the other mechanisms (see Notes).
-        ``learning_rate_`` holds the value used.
+        digits, 0.0057 on 784 pixels); 1e-2 for ReLU-type codes (ReLU, TopK,
+        BatchTopK, JumpReLU); 3e-3 otherwise (see Notes). ``learning_rate_`` holds
+        the value used.
 
     learning_rate_schedule : {"plateau", "constant"}, default="plateau"
         ``"plateau"``: when the loss stops improving (see ``tol``), divide the step
@@ -214,12 +218,17 @@ class SparseAutoencoderTransformer(
         which the training loss per feature (:math:`J / n_{features}`, the scale
         of ``MLPRegressor``'s loss) or, with early stopping, the validation
         score (a mean squared error) has not improved by ``tol``. L-BFGS stops
-        when the largest gradient entry falls below ``tol``. ``"auto"``: 1e-3 for
-        Adam with ``sparsity="kl"``, else 1e-4 (see Notes).
+        when the largest gradient entry falls below ``tol``. ``"auto"`` for Adam:
+        2e-3 (one-layer KL) or 2e-4 times the loss per feature a model predicting
+        each feature's mean leaves to learn (1e-3 and 1e-4 on standardised data),
+        and no plateau before the loss is a tenth of the way below the mean
+        predictor's; for L-BFGS, 1e-4 (see Notes). ``tol_`` holds the value used.
 
     n_iter_no_change : int or "auto", default="auto"
         Epochs without improvement tolerated before a plateau (Adam). ``"auto"``:
-        2 for ``sparsity="kl"``, else 10 (see Notes).
+        2 for a one-layer ``sparsity="kl"`` code, else 10, and at least 7 Adam steps
+        per epoch of patience (a small data set makes few steps an epoch; see
+        Notes). ``n_iter_no_change_`` holds the value used.
 
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training data, stop on its
@@ -229,14 +238,17 @@ class SparseAutoencoderTransformer(
     validation_fraction : float, default=0.1
         Fraction of the training data held out for early stopping.
 
-    code_scaling : {"mean", "rms"} or None, default="mean"
+    code_scaling : {"auto", "mean", "rms"} or None, default="auto"
         What ``transform`` divides each unit's code by (``code_scale_``), so that
         a downstream model tuned for PCA's output gets features it can use; zeros
         stay zeros, and ``inverse_transform`` undoes it. ``"mean"``: the unit's
         mean absolute code on the training data, so that 1 is the unit's average
         activity (a sparse unit's active samples reach many times that, as PCA's
         leading components reach many times a unit scale); ``"rms"``: its root
-        mean square (unit-RMS features); None: the raw code.
+        mean square (unit-RMS features); None: the raw code. ``"auto"``: ``"mean"``
+        for sigmoid and tanh codes, whose range is the activation's; None for
+        ReLU-type codes, whose size is what the sparsity penalty shaped (so that
+        ``transform(X).mean()`` shows it). ``code_scaling_`` holds the value used.
 
     training_dtype : {"auto", "float32", "float64"}, default="auto"
         Floating-point precision of the training arithmetic. ``"auto"``: float32
@@ -317,6 +329,12 @@ class SparseAutoencoderTransformer(
         Adam's initial step size (``learning_rate="auto"`` resolved; the
         ``"plateau"`` schedule divides it during training); None for L-BFGS.
 
+    noise_, code_scaling_, tol_ : float, str or None
+        ``noise``, ``code_scaling`` and ``tol`` as used (``"auto"`` resolved).
+
+    n_iter_no_change_, batch_size_ : int or None
+        ``n_iter_no_change`` and ``batch_size`` as used; None for L-BFGS.
+
     sparsity_target_ : float
         The target mean activation used (``sparsity_target="auto"`` resolved).
 
@@ -382,17 +400,20 @@ class SparseAutoencoderTransformer(
 
     Notes
     -----
-    **Training schedule.** ``learning_rate``, ``tol`` and ``n_iter_no_change``
-    default to ``"auto"``, resolved per mechanism. Adam on a KL code (the default)
-    takes a step of 0.02 on 64 features with ``tol=1e-3`` and a patience of 2: on
-    digits the fit then converges in about 30 epochs (about 160 at 3e-3, 1e-4 and
-    10) with about the same linear-probe accuracy, in less time than
-    ``BernoulliRBM`` at the same width (``benchmarks/bench_defaults.py``). The
-    step shrinks as :math:`1/\sqrt{n_{features}}`, since a step of each of more
-    input weights moves a pre-activation further (one-hot digits, 1088 features:
-    probe 0.75 at 0.02, 0.86 at 0.005). The other mechanisms keep 3e-3, 1e-4 and
-    10, with which they were calibrated: at 0.02 a ReLU code with an L1 penalty
-    loses every unit on digits within 4 epochs. L-BFGS uses ``tol=1e-4``.
+    **Defaults.** Every ``"auto"`` is resolved once per fit by
+    :func:`skl_sparse_ae._defaults.resolve`, by the regime of the code (the user
+    guide has the table). A one-layer KL code (the default) is trained by Adam with
+    a step of 0.02 on 64 features, ``tol`` 2e-3 of the learnable loss and a
+    patience of 2: on digits the fit converges in about 30 epochs with the linear
+    probe of a 160-epoch schedule, in about the time of ``BernoulliRBM`` at the
+    same width (``benchmarks/bench_defaults.py``). The step shrinks as
+    :math:`1/\sqrt{n_{features}}` (one-hot digits, 1088 features: probe 0.75 at
+    0.02, 0.86 at 0.005). ReLU-type codes (L1 with ReLU, TopK, BatchTopK,
+    JumpReLU) take the field's squared error on clean inputs, a step of 1e-2 and
+    raw codes: on digits their units all stay alive and they converge. Other
+    codes take 3e-3, 2e-4 of the learnable loss and 10. L-BFGS uses ``tol=1e-4``.
+    A fit that is of little use (no better than the mean, an empty code, many
+    dead units) raises a :class:`~skl_sparse_ae.FitQualityWarning`.
 
     References
     ----------
