@@ -235,12 +235,20 @@ def test_the_user_guide_shows_the_modules_table():
 #: A representative fit of each row of the table: the parameters and whether X lies in
 #: [0, 1] with at least 8 non-zeros a row (digits / 16).
 ROW_FITS = {
-    "bounded code (KL, by Adam)": {},
-    "bounded code (L1 or none)": {"sparsity": "l1"},
-    "relu code (L1 or none)": {"sparsity": "l1", "activation": "relu"},
-    "sae (TopK, BatchTopK, JumpReLU)": {"sparsity": "topk"},
+    "bounded code: KL by Adam, no hidden layer": {},
+    "bounded code: KL by Adam, one hidden layer": {"hidden_layer_sizes": (128,)},
+    "bounded code: other stacked (deeper KL, L1, none)": {"hidden_layer_sizes": (128, 64)},
+    "bounded code: L1 or none, no hidden layer": {"sparsity": "l1"},
+    "relu code: L1 or none": {"sparsity": "l1", "activation": "relu"},
+    "sae: TopK, BatchTopK, JumpReLU": {"sparsity": "topk"},
     "L-BFGS (any code)": {"solver": "lbfgs"},
 }
+
+
+def test_every_row_of_the_table_is_checked():
+    from skl_sparse_ae._defaults import TABLE_ROWS
+
+    assert set(ROW_FITS) == set(TABLE_ROWS)
 
 
 @pytest.mark.parametrize("row", sorted(ROW_FITS))
@@ -279,9 +287,21 @@ def test_each_row_of_the_table_is_what_resolve_does(row):
         assert off_unit.tol == pytest.approx(rel * 0.5)  # standardised: 1/2 per feature
     else:
         assert config.tol == float(cells["tol"].split(" ")[0])
+    if cells["batch_size"].startswith("n_samples // 100 in ["):
+        low = int(cells["batch_size"].split("[")[1].split(",")[0])
+        assert config.batch_size == low  # 1347 // 100 is below the range
+        big = DataFacts(300000, 64, False, 64.0, 1.0, None, np.dtype("float64"))
+        assert resolve(params, big).batch_size == 1000
+    else:
+        assert config.batch_size == 1347  # full batch: all rows
     if "epochs" in cells["n_iter_no_change"]:
         epochs = int(cells["n_iter_no_change"].split(" ")[0])
         steps = int(cells["n_iter_no_change"].split("≥ ")[1].split(" ")[0])
-        assert config.n_iter_no_change == epochs  # 7 steps an epoch
-        one_step = DataFacts(200, 64, False, 64.0, 1.0, None, np.dtype("float64"))
+        assert (
+            resolve(
+                params, DataFacts(1400, 64, False, 64.0, 1.0, None, np.dtype("float64"))
+            ).n_iter_no_change
+            == epochs
+        )  # 7 or more steps an epoch
+        one_step = DataFacts(100, 64, False, 64.0, 1.0, None, np.dtype("float64"))
         assert resolve(params, one_step).n_iter_no_change == steps  # one step an epoch

@@ -145,3 +145,23 @@ def test_quality_warnings_can_be_raised_as_errors(digits01):
         warnings.simplefilter("error", FitQualityWarning)
         with pytest.raises(FitQualityWarning):
             sae.fit(digits01)
+
+
+def test_a_narrow_code_behind_one_hidden_layer_beats_pca():
+    """scikit-learn's compare-reduction pipeline (MinMaxScaler -> reducer -> LinearSVC,
+    5-fold on digits) at 4 units, C=1: measured 0.864 with ``hidden_layer_sizes=(128,)``
+    against PCA's 0.749 (a one-layer code: 0.712). With the deeper stacks' schedule
+    (a step of 3e-3, 200-row batches) the same code reached 0.767 in 200 epochs."""
+    from sklearn.decomposition import PCA
+    from sklearn.preprocessing import MinMaxScaler
+    from sklearn.svm import LinearSVC
+
+    X, y = load_digits(return_X_y=True)
+
+    def accuracy(reducer):
+        svc = LinearSVC(C=1, dual=False, max_iter=10000)
+        pipe = make_pipeline(MinMaxScaler(), reducer, svc)
+        return cross_val_score(pipe, X, y, cv=5, error_score="raise").mean()
+
+    ours = SparseAutoencoderTransformer(4, hidden_layer_sizes=(128,), random_state=0)
+    assert accuracy(ours) >= accuracy(PCA(4)) + 0.05
