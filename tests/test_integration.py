@@ -158,7 +158,13 @@ def test_joblib_round_trip_in_a_fresh_process(fitted, tmp_path):
         """
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
-    np.testing.assert_array_equal(np.load(tmp_path / "codes.npy"), sae.transform(X))
+    # Another process may run other kernels (thread count, MKL's code path): measured
+    # with the child under ATEN_CPU_CAPABILITY=default, MKL_ENABLE_INSTRUCTIONS=AVX2 or
+    # MKL_CBWR=COMPATIBLE, 2.2e-16 at most. A load that rebuilds the network in torch's
+    # default float32 moves the codes by 8.4e-8. (The in-process round trip is exact.)
+    np.testing.assert_allclose(
+        np.load(tmp_path / "codes.npy"), sae.transform(X), rtol=1e-12, atol=1e-12
+    )
 
 
 def test_model_loaded_through_read_only_memmaps_transforms_and_trains(fitted, tmp_path):
@@ -390,13 +396,22 @@ def test_components_are_the_code_layers_decoder_rows():
 
 def test_models_pickled_by_version_0_1_0_load_transform_and_train():
     """``data/models_v0.1.0.pkl``: KL, TopK and a stacked L1 model pickled by 0.1.0
-    (commit 1093a8f, before training was split into modules), with their codes then."""
+    (commit 1093a8f, before training was split into modules), with their codes then.
+
+    The codes were computed on another machine: BLAS and torch pick their kernels by
+    CPU (and thread count), so they agree to rounding, not to the bit.
+    """
     path = pathlib.Path(__file__).parent / "data" / "models_v0.1.0.pkl"
     with open(path, "rb") as f:
         saved = pickle.load(f)
     X = saved["X"]
     for name, model in saved["models"].items():
-        np.testing.assert_array_equal(model.transform(X), saved["codes"][name], err_msg=name)
+        # Measured: kernels of other CPUs, MKL or thread counts differ by 1.3e-15 at most
+        # (codes up to 2.2); the standardised input rounded to float32 (a transform in
+        # the float32 training dtype) moves the codes by 1.8e-8 to 6.2e-8.
+        np.testing.assert_allclose(
+            model.transform(X), saved["codes"][name], rtol=1e-12, atol=1e-12, err_msg=name
+        )
         n_iter = model.n_iter_
         model.partial_fit(X)  # the optimiser and generator states resume
         assert model.n_iter_ == n_iter + 1
