@@ -280,11 +280,13 @@ def test_each_row_of_the_table_is_what_resolve_does(row):
     else:
         assert config.learning_rate == 0.02
         assert resolve(params, DataFacts(10, 784, True, 30.0, 0.1, 0.21, np.dtype("float64")))
-    if cells["tol"].endswith("× learnable loss"):
-        rel = float(cells["tol"].split(" ")[0])
-        # bce: the facts' learnable loss; squared error: 1/2 per feature (standardised)
-        assert config.tol == pytest.approx(rel * (0.21 if config.loss == "bce" else 0.5))
-        assert off_unit.tol == pytest.approx(rel * 0.5)  # standardised: 1/2 per feature
+    if "× min(1, learnable / 0.21)" in cells["tol"]:
+        base = float(cells["tol"].split(" ")[0])
+        # digits-like cross-entropy (0.21) and standardised data: the base value
+        assert config.tol == pytest.approx(base) and off_unit.tol == pytest.approx(base)
+        if config.loss == "bce":  # less to learn (a sparse text matrix): smaller
+            text = DataFacts(200, 64, True, 5.0, 0.01, 0.09, np.dtype("float64"))
+            assert resolve(params, text).tol == pytest.approx(base * 0.09 / 0.21)
     else:
         assert config.tol == float(cells["tol"].split(" ")[0])
     if cells["batch_size"].startswith("n_samples // 100 in ["):

@@ -40,7 +40,7 @@ MECHANISMS = {
 #: (held-out FVU, dead fraction, mean L0, converged, probe) measured at the commit that
 #: decided the defaults per regime (probe None: no labels).
 MEASURED = {
-    ("digits16", "kl"): (0.203, 0.0, 1.96, True, 0.971),
+    ("digits16", "kl"): (0.209, 0.0, 2.02, True, 0.971),
     ("digits16", "l1"): (0.011, 0.0, 46.26, True, 0.980),
     ("digits16", "topk"): (0.148, 0.0, 8.00, True, 0.971),
     ("digits16", "batchtopk"): (0.134, 0.0, 7.99, True, 0.964),
@@ -54,14 +54,14 @@ MEASURED = {
     ("std", "jumprelu"): (0.180, 0.0, 7.04, True, 0.958),
     ("std", "none"): (0.279, 0.0, 31.65, True, 0.962),
     ("std", "matryoshka"): (0.178, 0.0, 8.00, True, 0.962),
-    ("patches", "kl"): (0.453, 0.0, 0.25, True, None),
+    ("patches", "kl"): (0.484, 0.0, 0.19, True, None),
     ("patches", "l1"): (0.159, 0.0, 38.15, True, None),
     ("patches", "topk"): (0.350, 0.0, 7.97, True, None),
     ("patches", "batchtopk"): (0.163, 0.0, 7.95, True, None),
     ("patches", "jumprelu"): (0.193, 0.0, 6.99, True, None),
     ("patches", "none"): (0.468, 0.0, 9.96, True, None),
     ("patches", "matryoshka"): (0.195, 0.0, 7.85, True, None),
-    ("tfidf", "kl"): (0.649, 0.0, 0.00, True, 1.0),
+    ("tfidf", "kl"): (0.660, 0.0, 0.00, True, 1.0),
     ("tfidf", "l1"): (0.147, 0.0, 31.27, False, 1.0),
     ("tfidf", "topk"): (0.299, 0.0, 8.00, False, 1.0),
     ("tfidf", "batchtopk"): (0.216, 0.0, 7.76, False, 1.0),
