@@ -307,3 +307,15 @@ def test_each_row_of_the_table_is_what_resolve_does(row):
         )  # 7 or more steps an epoch
         one_step = DataFacts(100, 64, False, 64.0, 1.0, None, np.dtype("float64"))
         assert resolve(params, one_step).n_iter_no_change == steps  # one step an epoch
+
+
+def test_no_plateau_before_the_model_beats_the_mean_with_auto_tol_only():
+    """``learnt_loss``: the mean predictor's loss less a tenth of what it leaves to learn
+    (standardised data: 1/2 per feature, so 0.45 per feature); inf for an explicit tol,
+    which keeps MLPRegressor's rule as written."""
+    config = _resolve(n_features=64)
+    assert config.learnt_loss == pytest.approx(64 * 0.45)
+    assert _resolve(n_features=64, tol=1e-4).learnt_loss == np.inf
+    bce = DataFacts(1347, 64, True, 30.0, 0.1, 0.21, np.dtype("float64"), bce_floor=0.2)
+    config = resolve(SparseAutoencoderTransformer().get_params(), bce)
+    assert config.learnt_loss == pytest.approx(64 * (0.21 + 0.2 - 0.021))
