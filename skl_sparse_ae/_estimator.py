@@ -228,9 +228,9 @@ class SparseAutoencoderTransformer(
 
     n_iter_no_change : int or "auto", default="auto"
         Epochs without improvement tolerated before a plateau (Adam). ``"auto"``:
-        2 for a one-layer ``sparsity="kl"`` code, else 10, and at least 7 Adam steps
-        per epoch of patience (a small data set makes few steps an epoch; see
-        Notes). ``n_iter_no_change_`` holds the value used.
+        2 for a one-layer ``sparsity="kl"`` code, else 10, and at least 14 Adam
+        steps (a small data set makes few steps an epoch). ``n_iter_no_change_``
+        holds the value used.
 
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training data, stop on its

@@ -62,12 +62,12 @@ MEASURED = {
     ("patches", "none"): (0.468, 0.0, 9.96, True, None),
     ("patches", "matryoshka"): (0.195, 0.0, 7.85, True, None),
     ("tfidf", "kl"): (0.660, 0.0, 0.00, True, 1.0),
-    ("tfidf", "l1"): (0.147, 0.0, 31.27, False, 1.0),
+    ("tfidf", "l1"): (0.140, 0.0, 31.03, False, 1.0),
     ("tfidf", "topk"): (0.299, 0.0, 8.00, False, 1.0),
     ("tfidf", "batchtopk"): (0.216, 0.0, 7.76, False, 1.0),
     ("tfidf", "jumprelu"): (0.242, 0.0, 11.35, False, 1.0),
     ("tfidf", "none"): (0.557, 0.0, 33.52, False, 1.0),
-    ("tfidf", "matryoshka"): (0.263, 0.0, 7.88, False, 1.0),
+    ("tfidf", "matryoshka"): (0.259, 0.0, 7.88, False, 1.0),
 }
 
 
