@@ -192,7 +192,8 @@ class SparseAutoencoderTransformer(
         strong-Wolfe line search (the UFLDL recipe; not with ``"topk"``).
 
     learning_rate : float or "auto", default="auto"
-        Adam's step size. ``"auto"``: for a one-layer ``sparsity="kl"`` code,
+        Adam's step size. ``"auto"``: for a ``sparsity="kl"`` code behind at most
+        one hidden layer,
         :math:`0.02\sqrt{64 / n_{features}}` kept within [3e-3, 0.02] (0.02 on
         digits, 0.0057 on 784 pixels); 1e-2 for ReLU-type codes (ReLU, TopK,
         BatchTopK, JumpReLU); 3e-3 otherwise (see Notes). ``learning_rate_`` holds
@@ -406,8 +407,7 @@ class SparseAutoencoderTransformer(
     :func:`skl_sparse_ae._defaults.resolve`, by the regime of the code (the user
     guide has the table). A one-layer KL code (the default) is trained by Adam with
     a step of 0.02 on 64 features, ``tol`` 1e-3 per feature (less on data with
-    little to learn) and a
-    patience of 2: on digits the fit converges in about 30 epochs with the linear
+    little to learn) and a patience of 2: on digits the fit converges in about 30 epochs with the linear
     probe of a 160-epoch schedule, in about the time of ``BernoulliRBM`` at the
     same width (``benchmarks/bench_defaults.py``). The step shrinks as
     :math:`1/\sqrt{n_{features}}` (one-hot digits, 1088 features: probe 0.75 at
