@@ -31,6 +31,8 @@ from ._sparsity import ACTIVATIONS, SPARSITY, mechanism
 
 __all__ = ["DataFacts", "Resolved", "data_facts", "defaults_table", "regime", "resolve"]
 
+#: :func:`data_facts` reads its means and entropies from at most about this many rows.
+FACT_ROWS = 16384
 #: ``noise="auto"``: the masking probability of a denoising bounded code.
 AUTO_MASKING = 0.2
 #: ``noise="auto"`` masks only rows with at least this many non-zero entries on
@@ -127,7 +129,13 @@ def _entropy(p: np.ndarray) -> np.ndarray:
 
 
 def data_facts(X) -> DataFacts:
-    """The :class:`DataFacts` of ``X`` (dense or CSR)."""
+    """The :class:`DataFacts` of ``X`` (dense or CSR).
+
+    The range and the non-zero count are read from every entry (cross-entropy needs
+    all of ``X`` in [0, 1]); the means, the variance and the entropies, which only set
+    ``tol`` and the no-plateau bound, from every ``ceil(n / FACT_ROWS)``-th row: on
+    60000 x 784 reading them from every entry took 4.3 s, a fifth of the fit.
+    """
     n, d = X.shape
     sparse = sp.issparse(X)
     values = X.data if sparse else X
@@ -136,10 +144,12 @@ def data_facts(X) -> DataFacts:
     hi = float(values.max()) if values.size else 0.0
     if nnz < n * d:  # implicit zeros
         lo, hi = min(lo, 0.0), max(hi, 0.0)
-    # the variance of X / top, so that no square overflows
+    rows = X[:: math.ceil(n / FACT_ROWS)] if n > FACT_ROWS else X
+    m = rows.shape[0]
+    # the variance of rows / top, so that no square overflows
     top = max(abs(lo), abs(hi))
     top = top if 0 < top < math.inf else 1.0
-    scaled = X / top
+    scaled = rows / top
     mean = np.asarray(scaled.mean(axis=0), dtype=np.float64).ravel()
     if sparse:
         mean_sq = np.asarray(scaled.multiply(scaled).mean(axis=0), dtype=np.float64).ravel()
@@ -149,8 +159,8 @@ def data_facts(X) -> DataFacts:
         variance = float(np.mean(mean_sq - mean**2) * np.float64(top) ** 2)
     in_unit = bool(lo >= 0 and hi <= 1)
     learnable = floor = None
-    if in_unit and n * d:
-        floor = float(_entropy(values).sum() / (n * d))
+    if in_unit and m * d:
+        floor = float(_entropy(rows.data if sparse else rows).sum() / (m * d))
         learnable = float(_entropy(mean * top).mean()) - floor
     return DataFacts(
         n_samples=n,
