@@ -27,6 +27,16 @@ ENCODER_START = "decoder_transpose"
 HIDDEN_INIT_ROWS = 2048
 
 
+def _to_unit_std(z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Divide ``weight`` and its (bias-free) pre-activations ``z`` by ``z``'s standard
+    deviation, in place; ``z`` as it is when constant."""
+    scale = float(z.std())
+    if scale > 0:
+        weight.div_(scale)
+        z.div_(scale)
+    return z
+
+
 def geometric_median(X: torch.Tensor, n_iter: int = 100, eps: float = 1e-8) -> torch.Tensor:
     r"""The geometric median of the rows of ``X``, by Weiszfeld's iteration.
 
@@ -273,29 +283,22 @@ class SparseAutoencoder(nn.Module):
         standard deviation of about 0.2: its outputs are 0.5 give or take 0.05, two
         such layers pass the code almost nothing, and a stacked sigmoid autoencoder
         stayed at the mean (fraction of variance unexplained 1.0). Biases are zero at
-        the start, so dividing the weights divides the pre-activations.
+        the start (so they are left out), and dividing the weights divides the
+        pre-activations.
         """
         x = X.to_dense() if isinstance(X, SparseRows) else X
         h = self.normalize(x)
         if self.center_input:
             h = h - self.pre_encoder_bias()
         for layer in range(len(self.encoder_weights) - 1):
-            weight = self.encoder_weights[layer]
-            z = torch.nn.functional.linear(h, weight, self.encoder_biases[layer])
-            scale = float(z.std())
-            if scale > 0:
-                weight.div_(scale)
-            h = self._act(torch.nn.functional.linear(h, weight, self.encoder_biases[layer]))
+            z = torch.nn.functional.linear(h, self.encoder_weights[layer])
+            h = self._act(_to_unit_std(z, self.encoder_weights[layer]))
         if self.tied_weights:  # the decoder's weights are the encoder's
             return
         g = self.encode(x)[1]
         for layer in range(len(self.sizes) - 1, 1, -1):
             weight = self.decoder_weight(layer)
-            z = torch.addmm(self.decoder_biases[layer - 2], g, weight)
-            scale = float(z.std())
-            if scale > 0:
-                weight.div_(scale)
-            g = self._act(torch.addmm(self.decoder_biases[layer - 2], g, weight))
+            g = self._act(_to_unit_std(g @ weight, weight))
 
     @torch.no_grad()
     def reset_parameters(
