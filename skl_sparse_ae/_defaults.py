@@ -64,6 +64,18 @@ TOL_LBFGS = 1e-4
 #: this fraction of what it leaves to learn (a fraction of variance unexplained of
 #: 0.9): the flat start of a stacked sigmoid model is not convergence.
 LEARNT_FRACTION = 0.1
+#: ``hidden_layer_sizes="auto"``: a bounded code by Adam of at most NARROW_MAX units,
+#: fewer than the features, is learnt behind one hidden layer of
+#: ``min(2 n_features, NARROW_HIDDEN_MAX)`` units. One layer of 2, 4 or 8 sigmoid
+#: units cannot bend: in scikit-learn's compare-reduction pipeline on digits it probed
+#: 0.45/0.71/0.83 against PCA's 0.52/0.75/0.86; behind 128 units, 0.59/0.85/0.87.
+NARROW_MAX = 32
+NARROW_HIDDEN_MAX = 256
+#: ``sparsity_target="auto"`` is ``3 / n_components`` within [0.05, TARGET_CAP], and
+#: within [0.05, STACKED_TARGET_CAP] behind hidden layers (a 2-unit code behind 128
+#: units at target 0.5 held its KL weight at the floor and never converged).
+TARGET_CAP = 0.5
+STACKED_TARGET_CAP = 0.3
 
 
 @dataclass(frozen=True)
@@ -262,8 +274,17 @@ def _k(params) -> int | None:
     return int(k)
 
 
-def _hidden_sizes(params) -> tuple[int, ...]:
+def _hidden_sizes(params, n_features: int, reg: str) -> tuple[int, ...]:
+    """``"auto"``: one hidden layer of ``min(2 n_features, NARROW_HIDDEN_MAX)`` units
+    for a narrow bounded code by Adam (``n_components <= NARROW_MAX`` and below
+    ``n_features``), where PCA is what it replaces; none otherwise."""
     sizes = params["hidden_layer_sizes"]
+    if isinstance(sizes, str) and sizes == "auto":
+        n = params["n_components"]
+        narrow = n <= NARROW_MAX and n < n_features
+        if narrow and reg == "bounded code" and params["solver"] == "adam":
+            return (min(2 * n_features, NARROW_HIDDEN_MAX),)
+        return ()
     if isinstance(sizes, Integral):
         sizes = (sizes,)
     sizes = tuple(sizes)
@@ -402,14 +423,15 @@ def resolve(
     n_train = facts.n_samples
     if params["early_stopping"] and not one_epoch:
         n_train -= max(1, round(params["validation_fraction"] * facts.n_samples))
-    hidden = _hidden_sizes(params)
+    hidden = _hidden_sizes(params, facts.n_features, reg)
     if solver == "adam":
         batch_size = _batch_size(params, max(1, n_train), bool(hidden) and reg == "bounded code")
     else:  # L-BFGS: the full batch
         batch_size = max(1, n_train)
     target = params["sparsity_target"]
     if target == "auto":  # narrow codes keep about three units active
-        target = min(0.5, max(0.05, 3.0 / params["n_components"]))
+        cap = STACKED_TARGET_CAP if hidden else TARGET_CAP
+        target = min(cap, max(0.05, 3.0 / params["n_components"]))
     weight = params["sparsity_weight"]
     steer = weight == "auto" and mechanism(sparsity).steers_target and solver == "adam"
     if weight == "auto":
@@ -438,6 +460,7 @@ def resolve(
 
 #: The user guide's table: one row per regime, one column per ``"auto"`` parameter.
 TABLE_COLUMNS = (
+    "hidden_layer_sizes",
     "loss",
     "noise",
     "code_scaling",
@@ -447,6 +470,7 @@ TABLE_COLUMNS = (
     "batch_size",
 )
 _BOUNDED = {
+    "hidden_layer_sizes": f"narrow: `(min(2·n_features, {NARROW_HIDDEN_MAX}),)`, else `()`",
     "loss": "`bce` on X in [0, 1], else `mse`",
     "noise": f"masking {AUTO_MASKING} if rows have ≥ {MASKING_MIN_NONZEROS:g} non-zeros, else 0",
     "code_scaling": "`mean`",
@@ -458,7 +482,13 @@ _SLOW = {
 _BATCH = "n_samples // 100 in [200, 1000]"
 _STACKED_BATCH = f"n_samples // 100 in [{STACKED_BATCH_MIN}, 1000]"
 _KL_STEP = "0.02·√(64/n_features) in [3e-3, 0.02]"
-_RAW = {"loss": "`mse`", "noise": "0", "code_scaling": "None", "learning_rate": "1e-2"}
+_RAW = {
+    "hidden_layer_sizes": "`()`",
+    "loss": "`mse`",
+    "noise": "0",
+    "code_scaling": "None",
+    "learning_rate": "1e-2",
+}
 TABLE_ROWS = {
     "bounded code: KL by Adam, no hidden layer": {
         **_BOUNDED,
@@ -488,6 +518,7 @@ TABLE_ROWS = {
     "relu code: L1 or none": {**_RAW, **_SLOW, "batch_size": _BATCH},
     "sae: TopK, BatchTopK, JumpReLU": {**_RAW, **_SLOW, "batch_size": _BATCH},
     "L-BFGS (any code)": {
+        "hidden_layer_sizes": "`()`",
         **dict.fromkeys(("loss", "noise", "code_scaling"), "as its code's row"),
         "learning_rate": "None",
         "tol": f"{TOL_LBFGS:g} (gradient)",

@@ -113,9 +113,15 @@ class SparseAutoencoderTransformer(
         Size of the code (the number of output features of ``transform``). It may
         exceed ``n_features`` (an over-complete code).
 
-    hidden_layer_sizes : tuple of int, default=()
+    hidden_layer_sizes : tuple of int or "auto", default="auto"
         Sizes of extra encoder layers between the input and the code (a stacked
-        autoencoder). The decoder mirrors them in reverse order.
+        autoencoder). The decoder mirrors them in reverse order. ``"auto"``: none,
+        except for a narrow bounded code trained by Adam (a sigmoid or tanh code of
+        at most 32 units, fewer than ``n_features``: PCA's use), which is learnt
+        behind one hidden layer of ``min(2 n_features, 256)`` units; a single layer
+        of a few sigmoid units cannot bend, and loses to PCA. Give ``()`` for a
+        single layer (``components_`` then in the units of ``X``).
+        ``hidden_layer_sizes_`` holds the sizes used.
 
     activation : {"sigmoid", "tanh", "relu"}, default="sigmoid"
         Non-linearity of the code and the hidden layers. With
@@ -138,8 +144,8 @@ class SparseAutoencoderTransformer(
     sparsity_target : float or "auto", default="auto"
         :math:`\rho`, the target mean activation for ``sparsity="kl"``, in (0, 1).
         ``"auto"``: 0.05, or ``3 / n_components`` when that is larger (a narrow
-        code keeps about three units active per sample). ``sparsity_target_``
-        holds the value used.
+        code keeps about three units active per sample), at most 0.5 (0.3 behind
+        hidden layers). ``sparsity_target_`` holds the value used.
 
     sparsity_weight : float or "auto", default="auto"
         :math:`\beta`, the weight of the KL or L1 penalty. ``"auto"``: for KL
@@ -290,7 +296,8 @@ class SparseAutoencoderTransformer(
     ----------
     components_ : ndarray of shape (n_components, n_features_out_of_code)
         Decoder weights of the code layer; ``(n_components, n_features_in_)``
-        when ``hidden_layer_sizes=()``, as in PCA.
+        when ``hidden_layer_sizes_`` is ``()``, as in PCA, and
+        ``(n_components, hidden_layer_sizes_[-1])`` behind hidden layers.
 
     module_ : SparseAutoencoder
         The fitted :class:`torch.nn.Module`.
@@ -334,6 +341,9 @@ class SparseAutoencoderTransformer(
 
     noise_, code_scaling_, tol_ : float, str or None
         ``noise``, ``code_scaling`` and ``tol`` as used (``"auto"`` resolved).
+
+    hidden_layer_sizes_ : tuple of int
+        The hidden layers used (``hidden_layer_sizes="auto"`` resolved).
 
     n_iter_no_change_, batch_size_ : int or None
         ``n_iter_no_change`` and ``batch_size`` as used; None for L-BFGS.
@@ -438,7 +448,11 @@ class SparseAutoencoderTransformer(
 
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
-        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": [
+            StrOptions({"auto"}),
+            "array-like",
+            Interval(Integral, 1, None, closed="left"),
+        ],
         # live views of the registries: a registered option is a valid value
         "activation": [StrOptions(ACTIVATIONS.keys())],
         "output_activation": [StrOptions({"auto", "linear", "sigmoid"})],
@@ -474,7 +488,7 @@ class SparseAutoencoderTransformer(
         self,
         n_components=128,
         *,
-        hidden_layer_sizes=(),
+        hidden_layer_sizes="auto",
         activation="sigmoid",
         output_activation="auto",
         loss="auto",
@@ -867,6 +881,7 @@ class SparseAutoencoderTransformer(
         self.learning_rate_ = config.learning_rate
         self.noise_ = config.noise
         self.code_scaling_ = config.code_scaling
+        self.hidden_layer_sizes_ = config.hidden_layer_sizes
         self.tol_ = config.tol
         self.n_iter_no_change_ = config.n_iter_no_change if self.solver == "adam" else None
         self.batch_size_ = config.batch_size if self.solver == "adam" else None

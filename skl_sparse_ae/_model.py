@@ -23,8 +23,12 @@ PRE_BIAS_START = "mean"
 #: Chosen by measurement: benchmarks/README.md.
 ENCODER_START = "decoder_transpose"
 #: Rows of the training data that set the scale of hidden layers at the start
-#: (:meth:`SparseAutoencoder.scale_hidden_layers`).
+#: (:meth:`SparseAutoencoder.scale_hidden_layers`): at most HIDDEN_INIT_ROWS, and
+#: no more than HIDDEN_INIT_VALUES entries once densified (2**21, 16.8 MB in float64,
+#: an inference chunk's size), but never fewer than HIDDEN_INIT_MIN_ROWS.
 HIDDEN_INIT_ROWS = 2048
+HIDDEN_INIT_VALUES = 2**21
+HIDDEN_INIT_MIN_ROWS = 256
 
 
 def _to_unit_std(z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -271,7 +275,8 @@ class SparseAutoencoder(nn.Module):
             pre_bias = geometric_median(X)
         self.reset_parameters(generator, x_mean, pre_bias)
         if len(self.sizes) > 2 and ACTIVATIONS[self.activation].unit_interval is not None:
-            self.scale_hidden_layers(X[:HIDDEN_INIT_ROWS])
+            rows = min(HIDDEN_INIT_ROWS, HIDDEN_INIT_VALUES // self.sizes[0])
+            self.scale_hidden_layers(X[: max(HIDDEN_INIT_MIN_ROWS, rows)])
 
     @torch.no_grad()
     def scale_hidden_layers(self, X: torch.Tensor | SparseRows) -> None:

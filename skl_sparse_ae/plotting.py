@@ -115,7 +115,9 @@ class ComponentsDisplay:
     >>> from skl_sparse_ae import SparseAutoencoderTransformer
     >>> from skl_sparse_ae.plotting import ComponentsDisplay
     >>> X = load_digits().data / 16.0
-    >>> sae = SparseAutoencoderTransformer(16, max_iter=2, tol=1.0, random_state=0).fit(X)
+    >>> sae = SparseAutoencoderTransformer(
+    ...     16, hidden_layer_sizes=(), max_iter=2, tol=1.0, random_state=0
+    ... ).fit(X)
     >>> display = ComponentsDisplay.from_estimator(sae, image_shape=(8, 8))
     >>> display.mosaic_.shape
     (35, 35)
@@ -186,6 +188,16 @@ class ComponentsDisplay:
         """
         check_is_fitted(estimator)
         if weights == "decoder":
+            hidden = tuple(getattr(estimator, "hidden_layer_sizes_", ()))
+            if hidden:
+                raise ValueError(
+                    f"weights='decoder' shows components_ in the units of X, but this "
+                    f"model has hidden layers {hidden} (hidden_layer_sizes_): its "
+                    "components_ are in the units of its last hidden layer. Use "
+                    "weights='encoder' for the first layer's filters, or fit with "
+                    "hidden_layer_sizes=() (the default adds a hidden layer to bounded "
+                    "codes of at most 32 units)."
+                )
             components = np.asarray(estimator.components_)
         elif weights == "encoder":
             first = estimator.module_.encoder_weights[0]

@@ -9,6 +9,7 @@ test_defaults.py and test_quality.py.
 """
 
 CLASSIC = {
+    "hidden_layer_sizes": (),  # "auto" adds a hidden layer to codes of <= 32 units
     "loss": "mse",
     "sparsity_target": 0.05,
     "sparsity_weight": 0.1,

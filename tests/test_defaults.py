@@ -159,6 +159,7 @@ def test_steered_fits_do_not_stop_before_the_target_is_met(X, capsys):
     params = {"tol": 1e9, "n_iter_no_change": 1, "learning_rate_schedule": "constant"}
     params["learning_rate"] = 3e-3  # slow enough that the target is not met at once
     params["max_iter"] = 300
+    params["hidden_layer_sizes"] = ()  # one layer's steering (16 units would get a hidden one)
     fixed = _fit(X, sparsity_weight=1.0, noise=0.0, **params)
     steered = _fit(X, sparsity_weight="auto", sparsity_target=0.05, noise=0.0, verbose=1, **params)
     assert fixed.n_iter_ == 3
@@ -263,6 +264,18 @@ def test_each_row_of_the_table_is_what_resolve_does(row):
     other = DataFacts(1347, 64, False, 64.0, 1.0, None, np.dtype("float64"))
     params = SparseAutoencoderTransformer(**ROW_FITS[row]).get_params()
     config, off_unit, few = (resolve(params, f) for f in (dense01, other, sparse01))
+    narrow = dict(params, n_components=8, hidden_layer_sizes="auto")
+    wide = dict(params, n_components=128, hidden_layer_sizes="auto")
+    if cells["hidden_layer_sizes"] == "`()`":
+        assert resolve(narrow, dense01).hidden_layer_sizes == ()
+    else:  # 8 units of 64 features: one layer of 128; 33 units, or 128: none
+        assert cells["hidden_layer_sizes"].startswith("narrow: `(min(2·n_features, 256),)`")
+        assert resolve(narrow, dense01).hidden_layer_sizes == (128,)
+        assert resolve(dict(narrow, n_components=32), dense01).hidden_layer_sizes == (128,)
+        assert resolve(dict(narrow, n_components=33), dense01).hidden_layer_sizes == ()
+        assert resolve(wide, dense01).hidden_layer_sizes == ()
+        big = DataFacts(1347, 784, True, 150.0, 0.1, 0.21, np.dtype("float64"))
+        assert resolve(narrow, big).hidden_layer_sizes == (256,)
     if cells["loss"] == "`mse`":
         assert config.loss == off_unit.loss == "mse"
     elif cells["loss"].startswith("`bce` on X in [0, 1]"):

@@ -387,7 +387,7 @@ def test_components_are_the_code_layers_decoder_rows():
     X = np.random.RandomState(0).rand(60, 8)
     one = SparseAutoencoderTransformer(**FAST).fit(X)
     assert one.components_.shape == (FAST["n_components"], 8)
-    stacked = SparseAutoencoderTransformer(hidden_layer_sizes=(6,), **FAST).fit(X)
+    stacked = SparseAutoencoderTransformer(**{**FAST, "hidden_layer_sizes": (6,)}).fit(X)
     assert stacked.components_.shape == (FAST["n_components"], 6)
     np.testing.assert_array_equal(
         stacked.components_, stacked.module_.decoder_weight(2).detach().numpy()

@@ -27,7 +27,8 @@ def _close_figures():
 
 
 def _fit(X, **params):
-    params = {"max_iter": 4, "tol": 1.0, "random_state": 0, **params}
+    # one layer: components_ in the units of X (16 units would get a hidden layer)
+    params = {"max_iter": 4, "tol": 1.0, "random_state": 0, "hidden_layer_sizes": (), **params}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         return SparseAutoencoderTransformer(**params).fit(X)
@@ -272,3 +273,14 @@ def test_matplotlib_is_imported_lazily_and_named_when_missing():
     assert result.returncode == 0, result.stderr
     assert "ActivationProfileDisplay.plot needs matplotlib" in result.stdout
     assert "skl_sparse_ae[plot]" in result.stdout
+
+
+def test_components_display_of_a_stacked_model_names_the_fix(digits01):
+    """A narrow code gets a hidden layer by default: its components_ are not images, and
+    the error says why and what to do; the encoder's first layer still tiles."""
+    stacked = _fit(np.asarray(digits01[:200]), n_components=4, hidden_layer_sizes="auto")
+    assert stacked.hidden_layer_sizes_ == (128,)
+    with pytest.raises(ValueError, match=r"hidden_layer_sizes=\(\)"):
+        ComponentsDisplay.from_estimator(stacked, image_shape=(8, 8))
+    display = ComponentsDisplay.from_estimator(stacked, image_shape=(8, 8), weights="encoder")
+    assert display.components.shape == (128, 64)

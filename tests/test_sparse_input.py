@@ -131,7 +131,9 @@ def test_sparse_fit_and_transform_never_densify_the_matrix():
     of inference hold 2**21 values (16.8 MB in float64), and two may be alive at
     once (the next is built while the loop still holds the last). Measured peaks:
     fit 33.7 MB, transform 34.4 MB; densifying the whole matrix instead (``as_rows``
-    on ``X.toarray()``) peaks at 256 MB.
+    on ``X.toarray()``) peaks at 256 MB. The 12-unit code gets a hidden layer of 256
+    ("auto"), whose start reads at most 2**21 entries densified (HIDDEN_INIT_VALUES;
+    its 2048 rows, 65.8 MB, failed this test); the peaks above are with it.
     """
     rng = np.random.default_rng(0)
     X = sp.random(8000, 4000, density=0.002, format="csr", random_state=rng)

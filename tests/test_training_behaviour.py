@@ -201,7 +201,10 @@ def test_mean_activation_curve_records_each_epoch(digits):
     assert len(sae.mean_activation_curve_) == 4
 
     steered = _fit(
-        SparseAutoencoderTransformer(n_components=32, max_iter=60, random_state=0), digits
+        SparseAutoencoderTransformer(
+            n_components=32, hidden_layer_sizes=(), max_iter=60, random_state=0
+        ),
+        digits,
     )
     target = steered.sparsity_target_
     # The code biases start at the target, the activation drifts up (to 0.13 by
