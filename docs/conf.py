@@ -51,6 +51,9 @@ mathjax_path = "mathjax/tex-chtml.js"
 autosummary_generate = True
 autodoc_default_options = {"members": True}
 autodoc_typehints = "none"  # numpydoc sections say the types
+# "On this page" lists methods as ``fit``, ``transform``..., not each as
+# "SparseAutoencoderTransformer." (Sphinx >= 5.2)
+toc_object_entries_show_parents = "hide"
 numpydoc_show_class_members = False  # the class template lists the members
 numpydoc_class_members_toctree = False
 numpydoc_attributes_as_param_list = True
@@ -97,6 +100,7 @@ html_theme_options = {
     "navigation_with_keys": False,
 }
 html_static_path = ["_static"]
+html_css_files = ["custom.css"]
 html_show_sourcelink = False
 
 
