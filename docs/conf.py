@@ -1,8 +1,9 @@
 """Sphinx configuration: numpydoc API reference, MyST pages, sphinx-gallery examples.
 
 Build with ``python -m sphinx -W -b html docs docs/_build/html`` (the ``docs`` extra).
-Nothing is fetched from the network: no intersphinx, and the gallery uses data that
-ships with scikit-learn.
+Nothing is fetched from the network, neither by the build nor by the pages it makes:
+no intersphinx, the gallery uses data that ships with scikit-learn, and MathJax is
+served from ``_static/mathjax`` (bundled, see its README.txt) rather than a CDN.
 """
 
 import os
@@ -39,12 +40,20 @@ extensions = [
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+exclude_patterns = ["_build", "_static", "Thumbs.db", ".DS_Store"]
+
+# ------------------------------------------------------------------------ math
+# MathJax 3.2.2 bundled under _static (copied from the npm package, Apache-2.0): the
+# pages render their math offline. A path under html_static_path, not a URL.
+mathjax_path = "mathjax/tex-chtml.js"
 
 # ---------------------------------------------------------------- API reference
 autosummary_generate = True
 autodoc_default_options = {"members": True}
 autodoc_typehints = "none"  # numpydoc sections say the types
+# "On this page" lists methods as ``fit``, ``transform``..., not each as
+# "SparseAutoencoderTransformer." (Sphinx >= 5.2)
+toc_object_entries_show_parents = "hide"
 numpydoc_show_class_members = False  # the class template lists the members
 numpydoc_class_members_toctree = False
 numpydoc_attributes_as_param_list = True
@@ -73,6 +82,9 @@ sphinx_gallery_conf = {
     "image_scrapers": ("matplotlib",),
     "plot_gallery": "True",
     "min_reported_time": 1,
+    # its execution-times page loads jQuery and DataTables from CDNs; each example's
+    # page still says how long it ran
+    "write_computation_times": False,
 }
 
 # the gallery's fits stop early on purpose (small max_iter keeps the build quick)
@@ -87,7 +99,8 @@ html_theme_options = {
     "show_toc_level": 2,
     "navigation_with_keys": False,
 }
-html_static_path = []
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]
 html_show_sourcelink = False
 
 

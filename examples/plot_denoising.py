@@ -91,5 +91,7 @@ fig.subplots_adjust(left=0.22)
 # recorded per epoch too.
 denoising = models["denoising (masking 0.5)"]
 components = ComponentsDisplay.from_estimator(denoising, image_shape=(8, 8))
+
+# %%
 curves = TrainingCurvesDisplay.from_estimator(denoising)
 plt.show()

@@ -30,7 +30,7 @@ import time
 import warnings
 
 import matplotlib.pyplot as plt
-from matplotlib.ticker import NullFormatter, ScalarFormatter
+from matplotlib.ticker import ScalarFormatter
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
@@ -99,9 +99,8 @@ fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
 for name, points in frontier.items():
     l0, fvu = zip(*sorted(points))
     left.plot(l0, fvu, marker="o", label=name)
-left.set_xscale("log")
+left.set_xscale("log", base=2)  # a label at each power of 2, not at 10 alone
 left.xaxis.set_major_formatter(ScalarFormatter())
-left.xaxis.set_minor_formatter(NullFormatter())
 left.set_xlabel("held-out L0 (active units per sample)")
 left.set_ylabel("held-out FVU")
 left.set_title("Sparsity against reconstruction (lower left is better)")
@@ -109,6 +108,7 @@ left.legend()
 for name, values in prefix.items():
     right.plot(widths, values, marker="o", label=name)
 right.set_xscale("log", base=2)
+right.set_xticks(widths, [str(m) for m in widths])
 right.set_xlabel("units decoded (the first m)")
 right.set_ylabel("held-out FVU")
 right.set_title("Decoding a prefix of the code")

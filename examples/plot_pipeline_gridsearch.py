@@ -76,8 +76,7 @@ print(f"held-out accuracy of the best pipeline: {search.score(X_test, y_test):.4
 # Inside the best autoencoder
 # ---------------------------
 # The best autoencoder candidate, refitted on the whole training set: its training
-# curves (loss and mean activation per epoch, with the target) and how active
-# each unit is.
+# curves (loss and mean activation per epoch, with the target) ...
 sae_params = [
     (score, params)
     for score, params in zip(results["mean_test_score"], results["params"])
@@ -89,5 +88,9 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", ConvergenceWarning)
     best_sae.fit(X_train)
 curves = TrainingCurvesDisplay.from_estimator(best_sae)
+
+# %%
+# ... and how active each unit is on the held-out digits, sorted, against the
+# target (a figure of its own, so that the page shows both at full size).
 profile = ActivationProfileDisplay.from_estimator(best_sae, X_test, sort=True)
 plt.show()

@@ -19,7 +19,7 @@ block of rows. This example shows the three patterns on a
    :class:`dask_ml.wrappers.ParallelPostFit` does: each chunk is encoded where it
    lives and only reductions come back.
 
-Needs the ``dask`` extra (``pip install "skl_sparse_ae[dask]"``: dask, distributed
+Needs the ``dask`` extra (``pip install -e ".[dask]"`` from a checkout: dask, distributed
 and dask-ml); dask is not a dependency of the package. The cluster here runs in
 this process (``processes=False``) with two threads, and the big array has 200,000
 rows, so that the example runs in seconds when the documentation is built;
@@ -50,7 +50,9 @@ warnings.filterwarnings("ignore", category=ConvergenceWarning)  # short fits, on
 
 cluster = LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None)
 client = Client(cluster)
-print(f"workers: {len(client.scheduler_info()['workers'])}, threads: {client.nthreads()}")
+# counts only: the client's repr and ``client.nthreads()`` list the workers' addresses
+n_threads = sum(client.nthreads().values())
+print(f"workers: {len(client.scheduler_info()['workers'])}, threads: {n_threads}")
 
 X, y = load_digits(return_X_y=True)
 X_train, X_test = train_test_split(X / 16.0, test_size=0.25, random_state=0)

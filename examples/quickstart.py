@@ -90,3 +90,7 @@ def main():
 
 if __name__ == "__main__":
     main()
+
+# This script draws nothing: the gallery's thumbnail shows its data, the first digits
+# of load_digits (drawn by docs/_static/quickstart_thumbnail.py)
+# sphinx_gallery_thumbnail_path = "_static/quickstart_thumbnail.png"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import pathlib
 from numbers import Integral, Real
 
 import numpy as np
@@ -445,6 +446,15 @@ class SparseAutoencoderTransformer(
     >>> sae.inverse_transform(codes).shape
     (1797, 64)
     """
+
+    # The HTML repr's "?" opens this class's page of the documentation site built from
+    # the checkout the package is installed from (pip install -e; README "Documentation"
+    # builds it into docs/_build/html): there is no hosted site to point at.
+    _doc_link_module = "skl_sparse_ae"
+    _doc_link_template = (
+        pathlib.Path(__file__).resolve().parents[1].joinpath("docs", "_build", "html").as_uri()
+        + "/generated/{estimator_module}.{estimator_name}.html"
+    )
 
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left")],

@@ -83,6 +83,11 @@ def test_plot_compare_sparsity(run_example):
     assert isinstance(profile, ActivationProfileDisplay)
     heights = sorted(bar.get_height() for bar in profile.bars_)
     np.testing.assert_allclose(heights, np.sort(ns["models"]["TopK (k=8)"].mean_activation_))
+    # the text says the fits stop by their own rule: the page prints the epochs run
+    for name, model in ns["models"].items():
+        assert f"{name:<16}{model.n_iter_:>4} epochs (max_iter={model.max_iter})" in out
+    # the accuracy bars start at 0, so their heights compare honestly
+    assert figures[0].axes[2].get_ylim()[0] == 0.0
     assert len(figures) == 3 and all(_has_drawing(f) for f in figures)
 
 
@@ -122,7 +127,7 @@ def test_plot_scaling_out_on_a_tiny_local_cluster(run_example):
     if missing:
         pytest.skip(
             f"the scaling-out example needs the dask extra ({', '.join(missing)} not "
-            'installed): pip install "skl_sparse_ae[dask]"'
+            'installed): pip install -e ".[dask]"'
         )
     ns, out, figures = run_example("plot_scaling_out.py", "--quick")
     assert "same best parameters: True" in out, out
