@@ -144,3 +144,17 @@ def test_plot_scaling_out_on_a_tiny_local_cluster(run_example):
     assert ns["client"].status == "closed"
     assert {ax.get_xlabel() for ax in ns["curves"].axes_} == {"partial_fit call (one block)"}
     assert len(figures) == 1 and _has_drawing(figures[0])
+
+
+def test_plot_onnx_serving_agrees_with_the_pipeline(run_example):
+    pytest.importorskip("skl2onnx")
+    pytest.importorskip("onnxruntime")
+    ns, out, figures = run_example("plot_onnx_serving.py")
+    assert "labels equal to pipe.predict: 100.00%" in out, out
+    gap = float(re.search(r"max \|difference\| of the probabilities: (\S+)", out).group(1))
+    assert gap < 1e-5, out  # float32 rounding (measured 9e-07)
+    np.testing.assert_array_equal(ns["labels"], ns["pipe"].predict(ns["X_test"]))
+    np.testing.assert_allclose(ns["codes"], ns["sae"].transform(ns["Z32"]), atol=1e-5, rtol=1e-5)
+    assert (np.count_nonzero(ns["codes"], axis=1) <= 8).all()  # TopK's k in ONNX too
+    assert float(re.search(r"held-out accuracy \(scikit-learn\): (\S+)", out).group(1)) > 0.9
+    assert len(figures) == 1 and all(_has_drawing(f) for f in figures)
