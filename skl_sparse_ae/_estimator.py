@@ -27,6 +27,14 @@ from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from ._arrays import (
+    as_numpy_or_tensor,
+    check_same_namespace,
+    input_namespace,
+    is_torch,
+    to_host,
+    to_namespace,
+)
 from ._defaults import Resolved, data_facts, resolve
 from ._device import (
     num_threads,
@@ -670,23 +678,65 @@ class SparseAutoencoderTransformer(
         """Rows per inference chunk: bounded memory, independent of ``n_samples``."""
         return max(256, 2**21 // max(module.sizes))
 
-    def _map_batches(self, X, fn, out_width: int, out_dtype) -> np.ndarray:
+    def _map_batches(self, X, fn, out_width: int, out_dtype):
         """Apply ``fn`` (tensor -> tensor) to fixed-size chunks of ``X`` (a sparse
-        ``X`` is densified one chunk at a time)."""
+        ``X`` is densified one chunk at a time).
+
+        A numpy or sparse ``X`` gives a numpy array of ``out_dtype``; a torch tensor
+        gives a tensor on its device, of ``out_dtype`` (a numpy or torch dtype), its
+        chunks moved between devices only if the module lives elsewhere.
+        """
         module = self.module_
         device = next(module.parameters()).device
         dtype = next(module.parameters()).dtype
         rows = self._inference_rows(module)
-        out = np.empty((X.shape[0], out_width), dtype=out_dtype)
+        if isinstance(X, torch.Tensor):
+            if not isinstance(out_dtype, torch.dtype):
+                out_dtype = torch_dtype(out_dtype, X.device)
+            out = torch.empty((X.shape[0], out_width), dtype=out_dtype, device=X.device)
+        else:
+            out = np.empty((X.shape[0], out_width), dtype=out_dtype)
         threads = threads_for(module.sizes, min(rows, X.shape[0]), self.n_threads, training=False)
         with num_threads(threads):
             with torch.inference_mode():
                 for start in range(0, X.shape[0], rows):
                     block = X[start : start + rows]
+                    if isinstance(out, torch.Tensor):
+                        out[start : start + rows].copy_(fn(block.to(device=device, dtype=dtype)))
+                        continue
                     block = block.toarray() if sp.issparse(block) else block
                     chunk = to_tensor(block, device, dtype)
                     out[start : start + rows] = to_numpy(fn(chunk), out_dtype)
         return out
+
+    def _validated(self, X, method: str):
+        """``X`` validated for an inference ``method``, and the namespace and device of
+        its results (``None``: numpy).
+
+        With array API dispatch a torch tensor stays a tensor on its device; the
+        arrays of other namespaces, and every input without dispatch, are read as numpy
+        (:mod:`._arrays`). As in scikit-learn, with dispatch ``X`` must come from the
+        namespace and device of ``fit``'s.
+        """
+        check_is_fitted(self)
+        check_same_namespace(X, self, attribute="components_", method=method)
+        xp, device = input_namespace(X)
+        if is_torch(xp):
+            X, dtype = X.detach(), [xp.float64, xp.float32]
+        else:
+            X, dtype = to_host(X, xp), _FLOAT_DTYPES
+        if method == "inverse_transform":  # codes: not the features fit saw
+            X = check_array(X, accept_sparse="csr", dtype=dtype, input_name="X")
+        else:
+            X = validate_data(self, X, accept_sparse="csr", dtype=dtype, reset=False)
+        return X, xp, device
+
+    @staticmethod
+    def _result(out, xp, device):
+        """A method's result in the namespace and on the device of its input."""
+        if xp is None or isinstance(out, torch.Tensor):
+            return out
+        return to_namespace(out, xp, device)
 
     def _code_scale_tensor(self) -> torch.Tensor:
         """``code_scale_`` where the module computes (ones for models without it)."""
@@ -694,9 +744,10 @@ class SparseAutoencoderTransformer(
         scale = getattr(self, "code_scale_", None)
         if scale is None:
             return torch.ones((), device=param.device, dtype=param.dtype)
+        scale = as_numpy_or_tensor(scale)  # (an array of fit's namespace)
         return torch.as_tensor(scale, device=param.device, dtype=param.dtype)
 
-    def _squared_errors(self, X: np.ndarray) -> np.ndarray:
+    def _squared_errors(self, X):
         """Per-sample mean squared reconstruction error."""
         return self._map_batches(
             X,
@@ -716,6 +767,9 @@ class SparseAutoencoderTransformer(
             Training data. A sparse matrix stays sparse: each minibatch is
             densified on its own, so memory is bounded by the batch and the
             model (``solver="lbfgs"``, a full-batch method, densifies ``X``).
+            A torch tensor is read in its dtype. With ``array_api_dispatch=True``
+            the fitted arrays (``components_``, ``code_scale_``, ...) are of the
+            namespace and device of ``X``.
         y : None
             Ignored.
 
@@ -765,9 +819,10 @@ class SparseAutoencoderTransformer(
         """Validate, build or restore the module, train it, commit the result."""
         self._check_config()
         continuing = hasattr(self, "module_") and (incremental or self.warm_start)
+        xp, device_X = input_namespace(X)  # training reads numpy, whatever X is
         X = validate_data(
             self,
-            X,
+            to_host(X, xp),
             accept_sparse="csr",
             dtype=_FLOAT_DTYPES,
             reset=not continuing,
@@ -787,6 +842,10 @@ class SparseAutoencoderTransformer(
         if Xt.dtype != torch_dtype(X.dtype, device):
             Xt = None  # the training copy goes before X is read again in its own dtype
         self._commit(module, result, X, device, config, Xt)
+        if xp is not None:  # array API dispatch: fitted arrays follow X
+            for key, value in list(vars(self).items()):
+                if isinstance(value, np.ndarray):
+                    setattr(self, key, to_namespace(value, xp, device_X))
         if incremental:
             return
         if not result.history.converged:
@@ -943,13 +1002,15 @@ class SparseAutoencoderTransformer(
         Returns
         -------
         X_new : ndarray of shape (n_samples, n_components)
-            The codes, in the dtype of ``X`` (float32 or float64).
+            The codes, in the dtype of ``X`` (float32 or float64). With
+            ``array_api_dispatch=True``, an array of the namespace and device of
+            ``X`` (a torch tensor for a tensor).
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, accept_sparse="csr", dtype=_FLOAT_DTYPES, reset=False)
+        X, xp, device = self._validated(X, "transform")
         width = self.components_.shape[0]  # as fitted, whatever n_components is now
         scale = self._code_scale_tensor()
-        return self._map_batches(X, lambda x: self.module_.encode(x)[1] / scale, width, X.dtype)
+        out = self._map_batches(X, lambda x: self.module_.encode(x)[1] / scale, width, X.dtype)
+        return self._result(out, xp, device)
 
     def inverse_transform(self, X):
         """Decode codes back to the input space.
@@ -962,19 +1023,20 @@ class SparseAutoencoderTransformer(
         Returns
         -------
         X_original : ndarray of shape (n_samples, n_features_in_)
-            The reconstructions: the code times ``code_scale_``, decoded.
+            The reconstructions: the code times ``code_scale_``, decoded. With
+            ``array_api_dispatch=True``, of the namespace and device of ``X``.
         """
-        check_is_fitted(self)
-        X = check_array(X, accept_sparse="csr", dtype=_FLOAT_DTYPES, input_name="X")
+        X, xp, device = self._validated(X, "inverse_transform")
         if X.shape[1] != self.components_.shape[0]:
             raise ValueError(
                 f"X has {X.shape[1]} features, but inverse_transform expects codes of "
                 f"width n_components={self.components_.shape[0]}."
             )
         scale = self._code_scale_tensor()
-        return self._map_batches(
+        out = self._map_batches(
             X, lambda z: self.module_.decode(z * scale), self.n_features_in_, X.dtype
         )
+        return self._result(out, xp, device)
 
     def score_samples(self, X):
         """Negative mean squared reconstruction error of each sample.
@@ -988,10 +1050,11 @@ class SparseAutoencoderTransformer(
         -------
         scores : ndarray of shape (n_samples,)
             :math:`-\\frac{1}{d}\\sum_f (\\hat x_{if} - x_{if})^2`; higher is better.
+            float64 (float32 on MPS); with ``array_api_dispatch=True``, of the
+            namespace and device of ``X``.
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, accept_sparse="csr", dtype=_FLOAT_DTYPES, reset=False)
-        return -self._squared_errors(X)
+        X, xp, device = self._validated(X, "score_samples")
+        return self._result(-self._squared_errors(X), xp, device)
 
     def score(self, X, y=None):
         """Negative mean squared reconstruction error (higher is better).
@@ -1010,7 +1073,8 @@ class SparseAutoencoderTransformer(
         score : float
             :math:`-\\frac{1}{n d}\\sum_{i,f}(\\hat x_{if} - x_{if})^2`.
         """
-        return float(np.mean(self.score_samples(X)))
+        X, _, _ = self._validated(X, "score")
+        return -float(self._squared_errors(X).mean())
 
     # -------------------------------------------------------------- scikit-learn
     @property
@@ -1023,6 +1087,7 @@ class SparseAutoencoderTransformer(
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.input_tags.allow_nan = False
         tags.input_tags.sparse = True
+        tags.array_api_support = True
         return tags
 
     def __getstate__(self):

@@ -87,6 +87,12 @@ def portable_state(state: dict) -> dict:
     state["module_"] = _module_record(state["module_"])
     state["_optimizer_state"] = _to_arrays(state.get("_optimizer_state"))
     state["_generator_states"] = _to_arrays(state.get("_generator_states"))
+    # Fitted with array API dispatch on torch tensors, the fitted arrays are tensors
+    # on the data's device: stored as arrays, with that device.
+    tensors = {key: str(value.device) for key, value in state.items() if torch.is_tensor(value)}
+    if tensors:
+        state["_tensor_attributes"] = tensors
+        state.update({key: _to_arrays(state[key]) for key in tensors})
     return state
 
 
@@ -103,6 +109,12 @@ def loadable_state(state: dict) -> dict:
         state["module_"] = _module_from_record(state["module_"])
         state["_optimizer_state"] = _to_tensors(state.get("_optimizer_state"))
         state["_generator_states"] = _to_tensors(state.get("_generator_states"))
+    for key, where in state.pop("_tensor_attributes", {}).items():
+        try:  # back on their device, or on the CPU where this machine lacks it
+            where = resolve_device(where)
+        except ValueError:
+            where = "cpu"
+        state[key] = _to_tensors(state[key]).to(where)
     if "training_dtype" not in state:  # it trained in its data's dtype then
         module = state.get("module_")
         if module is None:  # not fitted: the default

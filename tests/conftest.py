@@ -1,5 +1,12 @@
 """Shared fixtures: small data sets that ship with scikit-learn, and thread hygiene."""
 
+# First, before anything imports scipy: scikit-learn's array API dispatch needs scipy's
+# array API support, which scipy reads once, at import. Without it scikit-learn's
+# array-API estimator checks skip themselves ("SCIPY_ARRAY_API is not set").
+import os
+
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
 import contextlib
 import io
 import sys
