@@ -12,7 +12,7 @@ neither torch nor scikit-learn to predict.
 Digits (75/25 split), standardised, a TopK autoencoder (64 units, 8 active per
 sample) and a logistic regression on its codes. The autoencoder trains for at most
 30 epochs so that the example takes seconds. It needs the ``onnx`` extra:
-``pip install "skl_sparse_ae[onnx]"``.
+``pip install -e ".[onnx]"`` from a checkout.
 """
 
 # %%

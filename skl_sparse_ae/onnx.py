@@ -34,7 +34,7 @@ try:
 except ImportError as exc:  # pragma: no cover - tested in a subprocess without skl2onnx
     raise ImportError(
         "skl_sparse_ae.onnx needs skl2onnx and onnx (and onnxruntime to run the exported "
-        'graphs). Install them with `pip install "skl_sparse_ae[onnx]"`.'
+        'graphs). Install them with `pip install -e ".[onnx]"` from a checkout.'
     ) from exc
 
 from ._estimator import SparseAutoencoderTransformer

@@ -258,4 +258,4 @@ def test_the_package_imports_without_the_onnx_extra():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "ImportError: skl_sparse_ae.onnx needs skl2onnx and onnx" in done.stdout
-    assert 'pip install "skl_sparse_ae[onnx]"' in done.stdout
+    assert 'pip install -e ".[onnx]"' in done.stdout
