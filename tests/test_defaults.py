@@ -319,7 +319,18 @@ def test_each_row_of_the_table_is_what_resolve_does(row):
             == epochs
         )  # 7 or more steps an epoch
         one_step = DataFacts(100, 64, False, 64.0, 1.0, None, np.dtype("float64"))
-        assert resolve(params, one_step).n_iter_no_change == steps  # one step an epoch
+        one_batch = dict(params, batch_size=100)
+        assert resolve(one_batch, one_step).n_iter_no_change == steps  # one step an epoch
+    small = DataFacts(133, 13, False, 13.0, 1.0, None, np.dtype("float64"))  # load_wine
+    if cells["batch_size"].endswith("under 400 rows ⌈n_samples / 8⌉, ≥ 16"):
+        assert resolve(params, small).batch_size == 17  # 8 steps an epoch
+        tiny = DataFacts(60, 13, False, 13.0, 1.0, None, np.dtype("float64"))
+        assert resolve(params, tiny).batch_size == 16
+        at_400 = DataFacts(400, 13, False, 13.0, 1.0, None, np.dtype("float64"))
+        low = int(cells["batch_size"].split("[")[1].split(",")[0])
+        assert resolve(params, at_400).batch_size == low  # 400 rows: the usual rule
+    elif params["solver"] == "adam":
+        assert resolve(params, small).batch_size == 133  # one step an epoch
 
 
 def test_no_plateau_before_the_model_beats_the_mean_with_auto_tol_only():

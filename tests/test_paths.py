@@ -10,7 +10,6 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import tfidf_corpus
 from sklearn.datasets import load_digits
 from sklearn.decomposition import TruncatedSVD
 from sklearn.exceptions import ConvergenceWarning
@@ -18,6 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score, train_test_split
 from sklearn.pipeline import make_pipeline
 
+from conftest import tfidf_corpus
 from skl_sparse_ae import FitQualityWarning, SparseAutoencoderTransformer
 
 
@@ -171,3 +171,39 @@ def test_narrow_default_codes_beat_pca(width, margin):
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)  # and they converge
         assert accuracy(ours) >= accuracy(PCA(width)) + margin
+
+
+WINE_MECHANISMS = {
+    "kl": {},
+    "l1": {"sparsity": "l1", "activation": "relu"},
+    "topk": {"sparsity": "topk", "k": 8},
+    "batchtopk": {"sparsity": "batchtopk", "k": 8},
+    "jumprelu": {"sparsity": "jumprelu"},
+    "none": {"sparsity": None},
+    "matryoshka": {"sparsity": "batchtopk", "k": 8, "matryoshka_widths": (16,)},
+}
+
+
+@pytest.mark.parametrize("mechanism", sorted(WINE_MECHANISMS))
+def test_a_small_table_trains_and_converges(mechanism):
+    """load_wine, standardised, 133 training rows, 26 units: every mechanism converges
+    before max_iter and its codes classify. One-step epochs (a 133-row batch) ran
+    L1, TopK, BatchTopK, JumpReLU and unpenalised codes to max_iter=200 (a
+    ConvergenceWarning each); 8 steps an epoch converge in 77-150 epochs. Measured
+    held-out FVU 0.03-0.13 (JumpReLU 0.275 at L0 2.8), probe 1.000 for every one."""
+    from sklearn.datasets import load_wine
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_wine(return_X_y=True)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
+    scaler = StandardScaler().fit(Xtr)
+    Xtr, Xte = scaler.transform(Xtr), scaler.transform(Xte)
+    sae = SparseAutoencoderTransformer(26, random_state=0, **WINE_MECHANISMS[mechanism])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        sae.fit(Xtr)
+    reconstruction = sae.inverse_transform(sae.transform(Xte))
+    fvu = ((reconstruction - Xte) ** 2).sum() / ((Xte - Xtr.mean(0)) ** 2).sum()
+    assert fvu <= 0.35, fvu
+    probe = LogisticRegression(max_iter=2000).fit(sae.transform(Xtr), ytr)
+    assert probe.score(sae.transform(Xte), yte) >= 0.95
