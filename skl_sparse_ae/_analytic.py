@@ -97,9 +97,11 @@ def analytic_step(
         total = diff.pow(2).sum().mul_(0.5 / m)
         delta_out = diff.div_(m)
 
+    # the column sums: the epoch's mean activation (run_epoch) and KL's rho_hat
+    code_sum = code.sum(dim=0)
     penalty = mechanism(spec.sparsity).penalty_and_grad
     if penalty is not None:  # d(penalty)/d(code) = scale * grad
-        value, grad, scale = penalty(code, activation, spec)
+        value, grad, scale = penalty(code, activation, spec, code_sum)
         total = total.add_(value)
         delta_code = torch.addmm(grad, delta_out, V.t(), beta=scale)
     else:
@@ -122,4 +124,4 @@ def analytic_step(
     c.grad = delta_pre.sum(dim=0)
     b.grad = delta_out.sum(dim=0)
     optimizer_step(optimizer)
-    return StepOutput(total, code)
+    return StepOutput(total, code, code_sum)

@@ -188,25 +188,53 @@ def training_diagnostics(
     # squared error, shifted squares, active, shifted reconstruction squares
     sums = torch.zeros(4, device=device, dtype=acc)
     shift, scale = module.input_mean.to(acc), module.input_scale.to(acc)
+    # Work buffers, allocated once and reused chunk after chunk: on the CPU a fresh
+    # chunk-sized temporary per operation (page faults, zeroing) cost more than the
+    # arithmetic. Sums of squares are dot products (one read, no temporary).
+    buffers = {}
+
+    def buffer(name, shape, dtype=acc):
+        buf = buffers.get(name)
+        if buf is None or buf.shape[0] < shape[0]:
+            buf = buffers[name] = torch.empty(shape, device=device, dtype=dtype)
+        return buf[: shape[0]]
+
+    def in_acc(name, t):  # ``t.to(acc)``, into a buffer
+        return t if t.dtype == acc else buffer(name, t.shape).copy_(t)
+
+    def squares(t):  # sum of t ** 2 over all entries
+        flat = t.reshape(-1)
+        return flat.dot(flat)
+
+    # On the CPU the signs can be read at no cost: a chunk whose codes are all >= 0
+    # (ReLU, sigmoid codes) has |h| = h, so its abs sum is its sum, bit for bit.
+    cheap_sign = device.type == "cpu"
     n = 0
     for part in parts:
         for x in part.split(rows):
+            m = x.shape[0]
             out = module(x)
-            code = out.code.to(acc)
-            code_sum += code.sum(dim=0)
-            code_squares += code.pow(2).sum(dim=0)
-            code_abs_sum += code.abs().sum(dim=0)
+            code = in_acc("code", out.code)
+            chunk_sum = code.sum(dim=0)
+            code_sum += chunk_sum
+            tmp = buffer("code_tmp", code.shape)
+            code_squares += torch.mul(code, code, out=tmp).sum(dim=0)
+            chunk_min = code.amin(dim=0)
             torch.maximum(code_max, code.amax(dim=0), out=code_max)
-            torch.minimum(code_min, code.amin(dim=0), out=code_min)
-            sums[2] += (code > threshold).sum()
-            shifted = (x.to(acc) - shift) / scale
+            torch.minimum(code_min, chunk_min, out=code_min)
+            if cheap_sign and bool(chunk_min.min() >= 0):
+                code_abs_sum += chunk_sum
+            else:
+                code_abs_sum += torch.abs(code, out=tmp).sum(dim=0)
+            sums[2] += torch.gt(code, threshold, out=buffer("active", code.shape, torch.bool)).sum()
+            shifted = buffer("rows", x.shape).copy_(x).sub_(shift).div_(scale)
             shifted_sum += shifted.sum(dim=0)
-            sums[0] += module.residual(out.reconstruction, x).to(acc).pow(2).sum()
-            sums[1] += shifted.pow(2).sum()
-            recon = (out.reconstruction.to(acc) - shift) / scale
+            sums[1] += squares(shifted)
+            sums[0] += squares(in_acc("rows", module.residual(out.reconstruction, x)))
+            recon = buffer("rows", x.shape).copy_(out.reconstruction).sub_(shift).div_(scale)
             recon_sum += recon.sum(dim=0)
-            sums[3] += recon.pow(2).sum()
-            n += x.shape[0]
+            sums[3] += squares(recon)
+            n += m
     squared_error, shifted_squares, active_total, recon_squares = sums.tolist()
     mean = shifted_sum / max(n, 1)
     variance = shifted_squares - float(shifted_sum.pow(2).sum()) / max(n, 1)

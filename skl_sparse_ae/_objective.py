@@ -158,10 +158,12 @@ class LossTerms(NamedTuple):
 
 
 class StepOutput(NamedTuple):
-    """What one training step reports: the batch objective and the batch's code."""
+    """What one training step reports: the batch objective and the batch's code, and
+    the code's column sums where the step computed them anyway (or None)."""
 
     total: torch.Tensor
     code: torch.Tensor
+    code_sum: torch.Tensor | None = None
 
 
 def objective(

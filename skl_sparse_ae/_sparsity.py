@@ -455,15 +455,18 @@ def _kl_term(out, target, module, spec) -> torch.Tensor:
     return spec.sparsity_weight * kl_penalty(out.code, spec.sparsity_target, activation)
 
 
-def _kl_term_and_grad(code, activation: Activation, spec):
+def _kl_term_and_grad(code, activation: Activation, spec, code_sum=None):
     r"""``(β KL, G, s)`` with :math:`\partial(\beta\,\mathrm{KL})/\partial h_{ij} = s\,G_j`.
 
     With :math:`(a, b)` the activation's unit interval map and :math:`m` the batch
     size, :math:`G = \partial\mathrm{KL}/\partial\hat\rho` (:func:`kl_divergence_grad`)
-    and :math:`s = \beta a / m`.
+    and :math:`s = \beta a / m`. ``code_sum``: the code's column sums, if the caller
+    has them (``code_sum / m`` is bit for bit ``code.mean(dim=0)``: torch's mean is
+    the sum divided).
     """
     scale, shift = activation.unit_interval
-    rho_hat = code.mean(dim=0).mul_(scale).add_(shift)
+    mean = code.mean(dim=0) if code_sum is None else code_sum / code.shape[0]
+    rho_hat = mean.mul_(scale).add_(shift)
     rho, beta = spec.sparsity_target, spec.sparsity_weight
     value = kl_divergence(rho, rho_hat).mul_(beta)
     return value, kl_divergence_grad(rho, rho_hat), beta * scale / code.shape[0]
@@ -474,7 +477,7 @@ def _l1_term(out, target, module, spec) -> torch.Tensor:
     return spec.sparsity_weight * l1_penalty(out.code)
 
 
-def _l1_term_and_grad(code, activation: Activation, spec):
+def _l1_term_and_grad(code, activation: Activation, spec, code_sum=None):
     r"""``(β L1, sign(h), β / m)``: :math:`\partial(\beta L_1)/\partial h_{ij} = \frac{\beta}{m}\operatorname{sign}(h_{ij})`."""
     scale = spec.sparsity_weight / code.shape[0]
     return code.abs().sum().mul_(scale), torch.sign(code), scale
@@ -602,10 +605,11 @@ class Sparsity:
         for nothing this batch). ``out`` is the module's
         :class:`._model.AutoencoderOutput`, ``spec`` the :class:`._objective.Objective`.
     penalty_and_grad : callable or None
-        ``penalty_and_grad(code, activation, spec) -> (value, G, s)``: the penalty of
+        ``penalty_and_grad(code, activation, spec, code_sum) -> (value, G, s)``: the penalty of
         a one-layer dense code and its gradient :math:`s\\,G` in the code (``G``
         broadcastable to the code's shape), for the written-out step of
-        :mod:`._analytic`. None: those models are trained with autograd.
+        :mod:`._analytic` (``code_sum``: the code's column sums, which the step has
+        computed anyway). None: those models are trained with autograd.
     code : callable or None
         ``code(pre_code, module)``: a code function of the mechanism's own (TopK's),
         reading what it needs from the module (``k``, a threshold, whether it is

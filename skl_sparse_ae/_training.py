@@ -295,7 +295,8 @@ def run_epoch(
     """One pass over ``X`` in a random order, in minibatches of ``batch_size``.
 
     Returns device-side sums: the sample-weighted loss and, with ``track_code``,
-    the code's column sums and the count of active units.
+    the code's column sums and (only with ``verbose``, whose epoch line shows the
+    mean L0) the count of active units.
     """
     n = X.shape[0]
     perm = torch.randperm(n, generator=generator)
@@ -304,8 +305,10 @@ def run_epoch(
     loss_sum = torch.zeros((), device=X.device, dtype=X.dtype)
     stats = EpochStats(loss=loss_sum, n_samples=n)
     threshold = activity_threshold(module.sparsity, module.activation)
+    count_active = track_code and verbose > 0  # only the verbose epoch line shows L0
     if track_code:
         stats.code_sum = torch.zeros(module.sizes[-1], device=X.device, dtype=X.dtype)
+    if count_active:
         stats.active = torch.zeros((), device=X.device, dtype=X.dtype)
     n_batches = math.ceil(n / batch_size)
     update, close = _progress(n_batches, verbose, desc)
@@ -315,10 +318,11 @@ def run_epoch(
         if stats.first_loss is None:  # the objective before any step of this epoch
             stats.first_loss = terms.total
         loss_sum.add_(terms.total, alpha=xb.shape[0])
-        if track_code:
+        if track_code:  # the step's own column sums where it has them (analytic_step)
             code = terms.code
-            stats.code_sum += code.sum(dim=0)
-            stats.active += (code > threshold).sum()
+            stats.code_sum += code.sum(dim=0) if terms.code_sum is None else terms.code_sum
+        if count_active:
+            stats.active += (terms.code > threshold).sum()
         if update is not None:
             update(i)
     if close is not None:
