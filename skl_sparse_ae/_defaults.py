@@ -31,8 +31,11 @@ from ._sparsity import ACTIVATIONS, SPARSITY, mechanism
 
 __all__ = ["DataFacts", "Resolved", "data_facts", "defaults_table", "regime", "resolve"]
 
-#: :func:`data_facts` reads its means and entropies from at most about this many rows.
-FACT_ROWS = 16384
+#: :func:`data_facts` reads its means and entropies from at most about this many rows:
+#: the entropies' logarithms cost 0.23 s on 10000 x 784 (a sixth of a hand-written
+#: loop's whole fit of 20000 x 784 -> 1024, 3 epochs); from 4096 rows 0.06 s, and the
+#: learnable loss moved from 0.19311 to 0.19319 per feature.
+FACT_ROWS = 4096
 #: ``noise="auto"``: the masking probability of a denoising bounded code.
 AUTO_MASKING = 0.2
 #: ``noise="auto"`` masks only rows with at least this many non-zero entries on
