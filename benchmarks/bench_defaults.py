@@ -140,7 +140,7 @@ import time
 import warnings
 
 import numpy as np
-from _common import machine, machine_with_rate, table
+from _common import machine_with_rate, table
 from sklearn.datasets import load_breast_cancer, load_digits, load_wine
 from sklearn.decomposition import NMF, PCA, MiniBatchDictionaryLearning
 from sklearn.exceptions import ConvergenceWarning
@@ -612,7 +612,7 @@ def main():
         cands = contenders(X_train, w, ours_params, args.quick, args.mechanisms)
         show(*run_rows(cands, X_train, X_test, y_train, y_test), y_train is not None)
         print(f"\n({time.perf_counter() - tic:.0f} s)\n")
-    print(f"{machine()}; {time.perf_counter() - total:.0f} s in all")
+    print(f"{machine_with_rate()}; {time.perf_counter() - total:.0f} s in all")
 
 
 if __name__ == "__main__":

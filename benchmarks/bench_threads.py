@@ -42,7 +42,7 @@ import time
 import warnings
 
 import torch
-from _common import machine, machine_with_rate, median, table
+from _common import machine_with_rate, median, table
 
 from skl_sparse_ae._device import SMALL_STEP_FLOPS
 from skl_sparse_ae._model import SparseAutoencoder
@@ -223,7 +223,7 @@ def main():
                 ]
             )
     rows.sort(key=lambda r: float(r[1]))
-    print(f"Training step, {dtype}, median of {rounds} interleaved rounds; {machine()}")
+    print(f"Training step, {dtype}, median of {rounds} interleaved rounds; {machine_with_rate()}")
     print(
         table(
             rows,
