@@ -21,6 +21,30 @@ def machine() -> str:
     )
 
 
+def matmul_rate(repeats: int = 5, size: int = 2048) -> float:
+    """GFLOP/s of ``torch.mm`` on two square float32 matrices, best of ``repeats``.
+
+    The host's fp32 matmul rate with the current torch threads: printed beside a
+    benchmark's figures so that figures from different hosts can be compared.
+    """
+    gen = torch.Generator().manual_seed(0)
+    a = torch.rand(size, size, generator=gen)
+    b = torch.rand(size, size, generator=gen)
+    for _ in range(2):
+        torch.mm(a, b)
+    times = []
+    for _ in range(repeats):
+        tic = time.perf_counter()
+        torch.mm(a, b)
+        times.append(time.perf_counter() - tic)
+    return 2.0 * size**3 / min(times) / 1e9
+
+
+def machine_with_rate(repeats: int = 5) -> str:
+    """:func:`machine` plus the host's 2048² float32 ``torch.mm`` rate, measured now."""
+    return f"{machine()}; 2048² fp32 torch.mm {matmul_rate(repeats):.0f} GFLOP/s"
+
+
 def timed(fn):
     """``(seconds, result)`` of one call to ``fn()``."""
     tic = time.perf_counter()

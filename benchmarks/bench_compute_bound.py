@@ -35,7 +35,7 @@ import warnings
 
 import numpy as np
 import torch
-from _common import machine, median, table
+from _common import machine, matmul_rate, median, table
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 
@@ -84,17 +84,7 @@ def mm_rate(repeats):
 
 def square_mm_rate(repeats, size=2048):
     """GFLOP/s of torch.mm on two square float32 matrices (the machine's matmul rate)."""
-    gen = torch.Generator().manual_seed(0)
-    a = torch.rand(size, size, generator=gen)
-    b = torch.rand(size, size, generator=gen)
-    for _ in range(2):
-        torch.mm(a, b)
-    times = []
-    for _ in range(repeats):
-        tic = time.perf_counter()
-        torch.mm(a, b)
-        times.append(time.perf_counter() - tic)
-    return 2.0 * size**3 / min(times) / 1e9
+    return matmul_rate(repeats, size)
 
 
 def fit_seconds(X, epochs):

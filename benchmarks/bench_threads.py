@@ -14,18 +14,35 @@ the one that loses the least time over the grid, i.e. that minimises
 setting (robust to a few noisy points on a shared machine), placed at the
 geometric middle of the best range.
 
-Run: python benchmarks/bench_threads.py [--quick]
+``--under-load``: whole fits (the defaults on ``load_digits().data / 16``, all 1797
+rows; bench_defaults' digits01 training split, 1347 rows; 20000 x 784 -> 256, one
+epoch) with and without another process spinning on one core (``python -c "while
+True: pass"``, started and killed by its PID around each loaded round), for the
+caller's budget of 1 and of every thread, forced (``n_threads=1`` / ``n_threads=N``),
+and for the rule with ``n_threads=None`` as it stands ("rule", which leaves out the
+cores other processes keep busy) and as it was before it read them ("old rule":
+``_device.busy_cores`` patched to 0). Rounds alternate the machine as it is and the
+machine plus the busy loop, contenders interleaved within each; the table gives the
+median seconds and each one's ratio to one thread under the same load, and the busy
+cores the rule read at the start of each round.
+
+Run: python benchmarks/bench_threads.py [--quick] [--under-load [--repeats R]]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import math
+import os
+import subprocess
+import sys
 import time
+import warnings
 
 import torch
-from _common import machine, median, table
+from _common import machine_with_rate, median, table
 
 from skl_sparse_ae._device import SMALL_STEP_FLOPS
 from skl_sparse_ae._model import SparseAutoencoder
@@ -65,11 +82,115 @@ def step_time(batch, d, k, threads, seconds, dtype):
         torch.set_num_threads(previous)
 
 
+@contextlib.contextmanager
+def busy_core(busy):
+    """With ``busy``, another process spinning on one core for the block."""
+    if not busy:
+        yield
+        return
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)  # let it start and be scheduled
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def under_load_problems():
+    """``{name: (X, estimator parameters)}`` for ``--under-load``."""
+    from bench_compute_bound import upsampled_digits
+    from bench_defaults import load
+    from sklearn.datasets import load_digits
+
+    return {
+        "digits / 16, 1797x64->128, defaults": (load_digits().data / 16.0, {"n_components": 128}),
+        "bench_defaults digits01, 1347x64->128": (load("digits01", None)[1], {"n_components": 128}),
+        "20000x784->256, 1 epoch": (
+            upsampled_digits(20000),
+            {"n_components": 256, "max_iter": 1},
+        ),
+    }
+
+
+def under_load(repeats):
+    """Fit times with and without a busy core, per thread setting; prints a table."""
+    from skl_sparse_ae import SparseAutoencoderTransformer, _device
+
+    all_threads = torch.get_num_threads()
+    real_busy_cores = _device.busy_cores
+
+    def fit(X, params, budget, n_threads, old_rule=False):
+        def run():
+            previous = torch.get_num_threads()
+            torch.set_num_threads(budget)
+            if old_rule:
+                _device.busy_cores = lambda: 0
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    est = SparseAutoencoderTransformer(
+                        random_state=0, n_threads=n_threads, **params
+                    )
+                    tic = time.perf_counter()
+                    est.fit(X)
+                    return time.perf_counter() - tic
+            finally:
+                _device.busy_cores = real_busy_cores
+                torch.set_num_threads(previous)
+
+        return run
+
+    settings = {
+        "1 thread": (1, 1, False),
+        f"{all_threads} threads": (all_threads, all_threads, False),
+        "old rule": (all_threads, None, True),
+        "rule": (all_threads, None, False),
+    }
+    problems = under_load_problems()
+    for X, params in problems.values():  # warm-up: torch's one-time initialisation
+        fit(X[:256], {**params, "max_iter": 2}, all_threads, None)()
+    times, readings = {}, {False: [], True: []}
+    for _ in range(repeats):
+        for busy in (False, True):
+            with busy_core(busy):
+                readings[busy].append(real_busy_cores())
+                for pname, (X, params) in problems.items():
+                    for sname, (budget, n_threads, old) in settings.items():
+                        t = fit(X, params, budget, n_threads, old)()
+                        times.setdefault((pname, busy, sname), []).append(t)
+                        print(f"  [{pname}, busy={busy}, {sname}: {t:.2f} s]", file=sys.stderr)
+    rows = []
+    for pname in problems:
+        for busy in (False, True):
+            one = median(times[(pname, busy, "1 thread")])
+            row = [pname, "+ a busy core" if busy else "as it was"]
+            for sname in settings:
+                t = median(times[(pname, busy, sname)])
+                row.append(f"{t:.3f} ({t / one:.2f})")
+            rows.append(row)
+    print(
+        f"Fit seconds, median of {repeats} rounds (ratio to 1 thread, same load); "
+        f"busy cores read at the start of the rounds (other processes: ours and the "
+        f"rest of the machine): quiet {readings[False]}, loaded {readings[True]}"
+    )
+    print(table(rows, ["problem", "load", *settings]))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer sizes, shorter timings")
     parser.add_argument("--float64", action="store_true", help="time float64 (default float32)")
+    parser.add_argument(
+        "--under-load", action="store_true", help="whole fits with and without a busy core"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of --under-load")
     args = parser.parse_args()
+    if args.under_load:
+        print(f"{machine_with_rate()}; load average before: {os.getloadavg()}")
+        under_load(args.repeats)
+        print(f"load average after: {os.getloadavg()}")
+        return
     dtype = torch.float64 if args.float64 else torch.float32
     all_threads = torch.get_num_threads()
     shapes = [(64, 64), (64, 256), (256, 256), (784, 256), (784, 1024)]
@@ -102,7 +223,7 @@ def main():
                 ]
             )
     rows.sort(key=lambda r: float(r[1]))
-    print(f"Training step, {dtype}, median of {rounds} interleaved rounds; {machine()}")
+    print(f"Training step, {dtype}, median of {rounds} interleaved rounds; {machine_with_rate()}")
     print(
         table(
             rows,

@@ -43,7 +43,7 @@ import warnings
 
 import numpy as np
 import torch
-from _common import interleaved, machine, median, table
+from _common import interleaved, machine_with_rate, median, table
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPRegressor
 
@@ -288,7 +288,7 @@ def main():
         f"{X.shape[0]} patches, 64 -> {N_COMPONENTS} -> 64, {EPOCHS} epochs of batch {BATCH}; "
         f"median of {repeats} interleaved runs after a warm-up"
     )
-    print(machine())
+    print(machine_with_rate())
     print(
         table(
             rows,

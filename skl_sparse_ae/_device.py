@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import re
+import time
 
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
 __all__ = [
+    "busy_cores",
     "choose_num_threads",
     "make_generators",
     "num_threads",
@@ -164,6 +167,41 @@ def choose_num_threads(step_flops: float, available: int) -> int:
     return max(1, int(available))
 
 
+def _own_running_threads() -> int:
+    """Threads of this process in state R (running or runnable), from /proc."""
+    count = 0
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:  # the thread ended meanwhile
+            continue
+        count += stat[stat.rindex(")") + 2] == "R"
+    return count
+
+
+def busy_cores(readings: int = 3) -> int:
+    """Cores that other processes keep busy now (0 where it cannot be read).
+
+    The fewest runnable tasks outside this process over ``readings`` readings of
+    ``/proc/loadavg``'s instantaneous count, 0.2 ms apart (about 1 ms in all): a
+    process spinning on a core is runnable at every reading, a short-lived one
+    rarely at all of them. Linux only; elsewhere 0 (every core counts as idle).
+    """
+    try:
+        fewest = None
+        for i in range(readings):
+            if i:
+                time.sleep(2e-4)
+            with open("/proc/loadavg") as f:
+                runnable = int(f.read().split()[3].split("/")[0])
+            others = runnable - _own_running_threads()
+            fewest = others if fewest is None else min(fewest, others)
+        return max(0, fewest or 0)
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def step_flops(sizes: tuple[int, ...], rows: int, training: bool = True) -> float:
     """Floating point operations of a step over ``rows`` samples (the FLOP model).
 
@@ -183,11 +221,19 @@ def threads_for(
 
     ``n_threads`` if given (the estimator's parameter), else
     :func:`choose_num_threads` of :func:`step_flops` and the caller's
-    ``torch.get_num_threads()``.
+    ``torch.get_num_threads()``, capped by the idle cores: ``os.cpu_count()`` less
+    :func:`busy_cores`, at least 1. An OpenMP thread on a core that another process
+    holds stalls every parallel region of the step (measured 2026-12-01 on 2 cores
+    with one spinning process: see benchmarks/README.md, ``bench_threads.py
+    --under-load``), so a busy core is not counted.
     """
     if n_threads is not None:
         return int(n_threads)
-    return choose_num_threads(step_flops(sizes, rows, training), torch.get_num_threads())
+    threads = choose_num_threads(step_flops(sizes, rows, training), torch.get_num_threads())
+    if threads > 1:
+        idle = (os.cpu_count() or 1) - busy_cores()
+        threads = max(1, min(threads, idle))
+    return threads
 
 
 @contextlib.contextmanager

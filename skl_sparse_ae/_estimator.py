@@ -286,8 +286,9 @@ class SparseAutoencoderTransformer(
         Torch CPU threads used while fitting and transforming. ``None`` picks
         one thread for small steps (under 3e7 floating point operations per
         step, where more threads only add overhead) and the caller's
-        ``torch.get_num_threads()`` otherwise. The caller's setting is restored
-        afterwards.
+        ``torch.get_num_threads()`` otherwise, less the cores other processes
+        keep busy (read on Linux when the call starts: a thread on a busy core
+        stalls every step). The caller's setting is restored afterwards.
 
     random_state : int, RandomState instance or None, default=None
         Seeds the weight initialisation, the epoch order, the noise and the

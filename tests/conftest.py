@@ -48,6 +48,17 @@ def _restore_torch_threads():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(autouse=True)
+def _every_core_idle(monkeypatch):
+    """The thread rule reads how many cores other processes keep busy
+    (``_device.busy_cores``); tests see every core idle, so that the thread counts
+    they assert do not depend on what else runs on the machine. Tests of that
+    reading patch it themselves."""
+    from skl_sparse_ae import _device
+
+    monkeypatch.setattr(_device, "busy_cores", lambda: 0)
+
+
 @pytest.fixture
 def fit_threads(monkeypatch):
     """``with fit_threads() as seen:`` around a fit with ``verbose=1`` sets ``seen["fit"]``
