@@ -96,6 +96,18 @@ TOPICS = {
     "space": "planet star orbit rocket moon galaxy launch telescope comet mars light sky".split(),
     "money": "bank loan price market stock trade cash budget tax profit invest cost".split(),
 }
+
+#: Each mechanism as a user types it: only its own knobs.
+MECHANISMS = {
+    "kl": {},
+    "l1": {"sparsity": "l1", "activation": "relu"},
+    "topk": {"sparsity": "topk", "k": 8},
+    "batchtopk": {"sparsity": "batchtopk", "k": 8},
+    "jumprelu": {"sparsity": "jumprelu"},
+    "none": {"sparsity": None},
+    "matryoshka": {"sparsity": "batchtopk", "k": 8, "matryoshka_widths": (16, 32)},
+}
+
 COMMON_WORDS = "the a of and is on in with".split()
 
 

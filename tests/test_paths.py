@@ -17,7 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score, train_test_split
 from sklearn.pipeline import make_pipeline
 
-from conftest import tfidf_corpus
+from conftest import MECHANISMS, tfidf_corpus
 from skl_sparse_ae import FitQualityWarning, SparseAutoencoderTransformer
 
 
@@ -173,14 +173,10 @@ def test_narrow_default_codes_beat_pca(width, margin):
         assert accuracy(ours) >= accuracy(PCA(width)) + margin
 
 
+#: wine's 26 units: a Matryoshka prefix below them
 WINE_MECHANISMS = {
-    "kl": {},
-    "l1": {"sparsity": "l1", "activation": "relu"},
-    "topk": {"sparsity": "topk", "k": 8},
-    "batchtopk": {"sparsity": "batchtopk", "k": 8},
-    "jumprelu": {"sparsity": "jumprelu"},
-    "none": {"sparsity": None},
-    "matryoshka": {"sparsity": "batchtopk", "k": 8, "matryoshka_widths": (16,)},
+    **MECHANISMS,
+    "matryoshka": {**MECHANISMS["matryoshka"], "matryoshka_widths": (16,)},
 }
 
 

@@ -17,26 +17,15 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import tfidf_corpus
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
+from conftest import MECHANISMS, tfidf_corpus
 from skl_sparse_ae import FitQualityWarning, SparseAutoencoderTransformer
 from skl_sparse_ae.datasets import load_ufldl_patches
-
-#: Each mechanism as a user types it: only its own knobs.
-MECHANISMS = {
-    "kl": {},
-    "l1": {"sparsity": "l1", "activation": "relu"},
-    "topk": {"sparsity": "topk", "k": 8},
-    "batchtopk": {"sparsity": "batchtopk", "k": 8},
-    "jumprelu": {"sparsity": "jumprelu"},
-    "none": {"sparsity": None},
-    "matryoshka": {"sparsity": "batchtopk", "k": 8, "matryoshka_widths": (16, 32)},
-}
 
 #: (held-out FVU, dead fraction, mean L0, converged, probe) measured at the commit that
 #: decided the defaults per regime (probe None: no labels).
