@@ -47,7 +47,7 @@ from _common import interleaved, machine_with_rate, median, table
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPRegressor
 
-from skl_sparse_ae import SparseAutoencoderTransformer
+from skl_sparse_ae import FitQualityWarning, SparseAutoencoderTransformer
 from skl_sparse_ae._device import make_generators, num_threads
 from skl_sparse_ae._model import SparseAutoencoder
 from skl_sparse_ae._sparsity import ACTIVATIONS, kl_penalty
@@ -226,6 +226,9 @@ def main():
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
+            # 30 epochs at skorch's step leave patches' FVU at 0.94: the warning is right,
+            # and the same for every contender here (they train the same network)
+            warnings.simplefilter("ignore", FitQualityWarning)
             est.fit(X)
         return est.n_iter_, est.reconstruction_err_, float(est.mean_activation_.mean())
 

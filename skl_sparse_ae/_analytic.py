@@ -40,6 +40,12 @@ def supports_analytic_step(module: SparseAutoencoder, spec: Objective) -> bool:
     )
 
 
+def _squared_norm(a: torch.Tensor) -> torch.Tensor:
+    r""":math:`\sum a^2` as one kernel (a dot product of the flattened tensor)."""
+    flat = a.reshape(-1)
+    return flat.dot(flat)
+
+
 @torch.no_grad()
 def analytic_step(
     module: SparseAutoencoder,
@@ -90,11 +96,11 @@ def analytic_step(
     elif module.output_activation == "sigmoid":
         x_hat = torch.sigmoid(out)
         diff = x_hat - target
-        total = diff.pow(2).sum().mul_(0.5 / m)
+        total = _squared_norm(diff).mul_(0.5 / m)
         delta_out = activation_backward(ACTIVATIONS["sigmoid"])(diff, x_hat).div_(m)
     else:
         diff = out.sub_(target)
-        total = diff.pow(2).sum().mul_(0.5 / m)
+        total = _squared_norm(diff).mul_(0.5 / m)
         delta_out = diff.div_(m)
 
     # the column sums: the epoch's mean activation (run_epoch) and KL's rho_hat

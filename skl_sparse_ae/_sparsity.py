@@ -34,6 +34,7 @@ __all__ = [
     "batchtopk_activation",
     "jumprelu",
     "kl_divergence",
+    "kl_divergence_and_grad",
     "kl_divergence_grad",
     "kl_penalty",
     "l1_penalty",
@@ -89,6 +90,31 @@ def kl_divergence_grad(rho: float, rho_hat: torch.Tensor, eps: float = 1e-6) -> 
     """
     clipped = rho_hat.clamp(eps, 1.0 - eps)
     return (clipped - rho).div_(clipped * (1.0 - clipped)).mul_(rho_hat == clipped)
+
+
+def kl_divergence_and_grad(
+    rho: float, rho_hat: torch.Tensor, eps: float = 1e-6
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r""":func:`kl_divergence` and :func:`kl_divergence_grad` of the same ``rho_hat``,
+    computed once: the clipped :math:`r` and :math:`1 - r` serve both,
+
+    .. math::
+
+        \mathrm{KL} = \sum_j \rho \log\frac{\rho}{r_j}
+            + (1 - \rho) \log\frac{1 - \rho}{1 - r_j},
+        \qquad
+        \frac{\partial\,\mathrm{KL}}{\partial\hat\rho_j} = \frac{r_j - \rho}{r_j (1 - r_j)}
+
+    (zero where the clipping is active). A training step needs both; two kernels
+    fewer than calling the two functions, on a step of about fifty.
+    """
+    clipped = rho_hat.clamp(eps, 1.0 - eps)
+    complement = 1.0 - clipped
+    entropy = rho * math.log(rho) + (1.0 - rho) * math.log(1.0 - rho)
+    cross = torch.lerp(complement.log(), clipped.log(), rho).sum()
+    value = rho_hat.shape[-1] * entropy - cross
+    grad = (clipped - rho).div_(clipped * complement).mul_(rho_hat == clipped)
+    return value, grad
 
 
 def kl_penalty(code: torch.Tensor, rho: float, activation: Activation) -> torch.Tensor:
@@ -466,10 +492,10 @@ def _kl_term_and_grad(code, activation: Activation, spec, code_sum=None):
     """
     scale, shift = activation.unit_interval
     mean = code.mean(dim=0) if code_sum is None else code_sum / code.shape[0]
-    rho_hat = mean.mul_(scale).add_(shift)
+    rho_hat = mean if (scale, shift) == (1.0, 0.0) else mean.mul_(scale).add_(shift)
     rho, beta = spec.sparsity_target, spec.sparsity_weight
-    value = kl_divergence(rho, rho_hat).mul_(beta)
-    return value, kl_divergence_grad(rho, rho_hat), beta * scale / code.shape[0]
+    value, grad = kl_divergence_and_grad(rho, rho_hat)
+    return value.mul_(beta), grad, beta * scale / code.shape[0]
 
 
 def _l1_term(out, target, module, spec) -> torch.Tensor:

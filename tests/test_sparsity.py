@@ -29,6 +29,7 @@ from skl_sparse_ae._sparsity import (
     activity_threshold,
     auxk_loss,
     kl_divergence,
+    kl_divergence_and_grad,
     kl_penalty,
     l1_penalty,
     topk_activation,
@@ -68,6 +69,23 @@ def test_kl_divergence_is_the_bernoulli_kl_summed_over_units():
     got = kl_divergence(rho, torch.as_tensor(rho_hat))
     assert got.shape == ()
     assert float(got) == pytest.approx(expected, rel=1e-12)
+
+
+def test_kl_divergence_and_its_gradient_in_one_pass():
+    """The fused value and gradient the training step uses: the Bernoulli KL written out
+    in numpy, and its derivative (r - rho) / (r (1 - r)), zero for the two clipped units
+    (0 and 1 - 1e-9), as autograd of the clipped formula gives."""
+    rho = 0.05
+    rho_hat = np.r_[np.random.RandomState(1).uniform(0.01, 0.99, size=8), 0.0, 1 - 1e-9]
+    r = np.clip(rho_hat, 1e-6, 1 - 1e-6)
+    expected = np.sum(rho * np.log(rho / r) + (1 - rho) * np.log((1 - rho) / (1 - r)))
+    derivative = np.where(r == rho_hat, (r - rho) / (r * (1 - r)), 0.0)
+    value, grad = kl_divergence_and_grad(rho, torch.as_tensor(rho_hat))
+    assert float(value) == pytest.approx(expected, rel=1e-12)
+    np.testing.assert_allclose(grad.numpy(), derivative, rtol=1e-12, atol=0)
+    leaf = torch.as_tensor(rho_hat).requires_grad_()
+    kl_divergence(rho, leaf).backward()
+    np.testing.assert_allclose(grad.numpy(), leaf.grad.numpy(), rtol=1e-12, atol=0)
 
 
 def test_kl_divergence_is_zero_at_the_target_and_positive_elsewhere():
