@@ -116,10 +116,9 @@ def analytic_step(
 
     decay = spec.weight_decay
     if decay > 0:
-        flat = W.reshape(-1)
-        squares = flat.dot(flat)
+        squares = _squared_norm(W)
         if not module.tied_weights:
-            squares = squares.add_(V.reshape(-1).dot(V.reshape(-1)))
+            squares = squares.add_(_squared_norm(V))
         total = total.add_(squares, alpha=0.5 * decay)
     grad_W = torch.addmm(W, delta_pre.t(), u, beta=decay)
     if module.tied_weights:

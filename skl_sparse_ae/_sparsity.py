@@ -86,10 +86,10 @@ def kl_divergence_grad(rho: float, rho_hat: torch.Tensor, eps: float = 1e-6) -> 
         \frac{\partial\,\mathrm{KL}}{\partial\hat\rho_j}
             = \frac{1 - \rho}{1 - r_j} - \frac{\rho}{r_j} = \frac{r_j - \rho}{r_j (1 - r_j)}
 
-    and zero where the clipping is active, as autograd gives.
+    and zero where the clipping is active, as autograd gives (computed by
+    :func:`kl_divergence_and_grad`, which the training step calls).
     """
-    clipped = rho_hat.clamp(eps, 1.0 - eps)
-    return (clipped - rho).div_(clipped * (1.0 - clipped)).mul_(rho_hat == clipped)
+    return kl_divergence_and_grad(rho, rho_hat, eps)[1]
 
 
 def kl_divergence_and_grad(
