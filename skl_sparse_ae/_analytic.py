@@ -126,26 +126,29 @@ def analytic_stepper(
             target = x
         code = code_forward(torch.addmm(c, u, Wt))
         out = torch.addmm(b, code, V)
+        # the reconstruction loss is error * error_scale (scaled with the penalty's add)
         if output == "bce":
-            total = F.binary_cross_entropy_with_logits(out, target, reduction="sum").div_(m)
+            error = F.binary_cross_entropy_with_logits(out, target, reduction="sum")
+            error_scale = 1.0 / m
             delta_out = torch.sigmoid(out).sub_(target).div_(m)
         elif output == "sigmoid":
             x_hat = torch.sigmoid(out)
             diff = x_hat - target
-            total = _squared_norm(diff).mul_(0.5 / m)
+            error, error_scale = _squared_norm(diff), 0.5 / m
             delta_out = sigmoid_backward(diff, x_hat).div_(m)
         else:
             diff = out.sub_(target)
-            total = _squared_norm(diff).mul_(0.5 / m)
+            error, error_scale = _squared_norm(diff), 0.5 / m
             delta_out = diff.div_(m)
 
         # the column sums: the epoch's mean activation (run_epoch) and KL's rho_hat
         code_sum = code.sum(dim=0)
         if penalty is not None:  # d(penalty)/d(code) = scale * grad
             value, grad, scale = penalty(code, activation, spec, code_sum)
-            total = total.add_(value)
+            total = value.add_(error, alpha=error_scale)
             delta_code = torch.addmm(grad, delta_out, Vt, beta=scale)
         else:
+            total = error.mul_(error_scale)
             delta_code = delta_out.mm(Vt)
         delta_pre = code_backward(delta_code, code)
 

@@ -323,8 +323,8 @@ def run_epoch(
     update, close = _progress(n_batches, verbose, desc)
     step, analytic = _epoch_step(module, optimizer, spec, noise_fn)
     with torch.set_grad_enabled(not analytic):  # the written-out gradient needs no graph
-        for i, start in enumerate(range(0, n, batch_size), start=1):
-            xb = X.index_select(0, perm[start : start + batch_size])  # 4x faster than X[idx]
+        for i, rows in enumerate(perm.split(batch_size), start=1):  # views, made at once
+            xb = X.index_select(0, rows)  # 4x faster than X[rows]
             terms = step(xb)
             if stats.first_loss is None:  # the objective before any step of this epoch
                 stats.first_loss = terms.total
