@@ -202,6 +202,13 @@ def training_diagnostics(
     def in_acc(name, t):  # ``t.to(acc)``, into a buffer
         return t if t.dtype == acc else buffer(name, t.shape).copy_(t)
 
+    standardized = module.standardized
+
+    def shifted_acc(t):  # ``(t - shift) / scale`` in acc, into the "rows" buffer
+        if not standardized:  # shift 0 and scale 1: the same values, two passes fewer
+            return in_acc("rows", t)
+        return buffer("rows", t.shape).copy_(t).sub_(shift).div_(scale)
+
     def squares(t):  # sum of t ** 2 over all entries
         flat = t.reshape(-1)
         return flat.dot(flat)
@@ -227,11 +234,14 @@ def training_diagnostics(
             else:
                 code_abs_sum += torch.abs(code, out=tmp).sum(dim=0)
             sums[2] += torch.gt(code, threshold, out=buffer("active", code.shape, torch.bool)).sum()
-            shifted = buffer("rows", x.shape).copy_(x).sub_(shift).div_(scale)
+            shifted = shifted_acc(x)
             shifted_sum += shifted.sum(dim=0)
             sums[1] += squares(shifted)
-            sums[0] += squares(in_acc("rows", module.residual(out.reconstruction, x)))
-            recon = buffer("rows", x.shape).copy_(out.reconstruction).sub_(shift).div_(scale)
+            # the residual on the loss's scale (a division by 1 unstandardised)
+            reconstruction = out.reconstruction
+            residual = module.residual(reconstruction, x) if standardized else reconstruction - x
+            sums[0] += squares(in_acc("rows", residual))
+            recon = shifted_acc(reconstruction)
             recon_sum += recon.sum(dim=0)
             sums[3] += squares(recon)
             n += m

@@ -46,46 +46,59 @@ class LeanAdam(torch.optim.Adam):
         )
 
     def _fast_lists(self):
-        if len(self.param_groups) != 1 or not hasattr(torch, "_fused_adam_"):
+        """``(params, exp_avgs, exp_avg_sqs, steps)`` for the fused kernel, or None.
+
+        Checked and built once, then reused while the parameter list and the state
+        dict are the same objects (``load_state_dict`` and ``add_param_group``
+        replace them); the options and hooks, which a caller may change between
+        steps, are checked on every step by :meth:`fast_step`.
+        """
+        cache = getattr(self, "_lists_cache", None)
+        params = self.param_groups[0]["params"] if len(self.param_groups) == 1 else None
+        if cache is not None and cache[0] is params and cache[1] is self.state:
+            return cache[2]
+        if params is None or not hasattr(torch, "_fused_adam_"):
             return None
-        if self._has_hooks():
-            return None
-        group = self.param_groups[0]
-        if (
-            not group.get("fused")
-            or group.get("amsgrad")
-            or group.get("capturable")
-            or group.get("differentiable")
-            or group.get("decoupled_weight_decay", False)
-            or isinstance(group["lr"], torch.Tensor)
-        ):
-            return None
-        params = group["params"]
         if len({(p.device, p.dtype) for p in params}) != 1:  # one kernel launch
             return None
         try:
             states = [self.state[p] for p in params]
             lists = (
                 params,
-                [p.grad for p in params],
                 [state["exp_avg"] for state in states],
                 [state["exp_avg_sq"] for state in states],
                 [state["step"] for state in states],
             )
         except KeyError:  # no state yet: the first step
             return None
-        if any(grad is None for grad in lists[1]):
-            return None
+        self._lists_cache = (params, self.state, lists)
         return lists
+
+    def _fast_options(self, group: dict) -> bool:
+        """Whether the fused call of :meth:`fast_step` covers ``group``'s options."""
+        return not (
+            not group.get("fused")
+            or group.get("amsgrad")
+            or group.get("capturable")
+            or group.get("differentiable")
+            or group.get("decoupled_weight_decay", False)
+            or isinstance(group["lr"], torch.Tensor)
+        )
 
     def fast_step(self) -> None:
         """One Adam step, as :meth:`step` without a closure."""
-        lists = None if getattr(self, "_slow", False) else self._fast_lists()
-        if lists is None:
+        lists = None
+        if not getattr(self, "_slow", False) and not self._has_hooks():
+            lists = self._fast_lists()
+        group = self.param_groups[0]
+        if lists is None or not self._fast_options(group):
             self.step()
             return
-        params, grads, exp_avgs, exp_avg_sqs, steps = lists
-        group = self.param_groups[0]
+        params, exp_avgs, exp_avg_sqs, steps = lists
+        grads = [p.grad for p in params]
+        if any(grad is None for grad in grads):
+            self.step()
+            return
         beta1, beta2 = group["betas"]
         with torch.no_grad():
             torch._foreach_add_(steps, 1)

@@ -109,11 +109,13 @@ def kl_divergence_and_grad(
     fewer than calling the two functions, on a step of about fifty.
     """
     clipped = rho_hat.clamp(eps, 1.0 - eps)
-    complement = 1.0 - clipped
+    # torch.rsub(t, a) is a - t without the Python wrapper of ``float - Tensor``;
+    # masked_fill_ zeroes without converting a boolean mask to floats
+    complement = torch.rsub(clipped, 1.0)
     entropy = rho * math.log(rho) + (1.0 - rho) * math.log(1.0 - rho)
     cross = torch.lerp(complement.log(), clipped.log(), rho).sum()
-    value = rho_hat.shape[-1] * entropy - cross
-    grad = (clipped - rho).div_(clipped * complement).mul_(rho_hat == clipped)
+    value = torch.rsub(cross, rho_hat.shape[-1] * entropy)
+    grad = (clipped - rho).div_(clipped * complement).masked_fill_(rho_hat != clipped, 0.0)
     return value, grad
 
 

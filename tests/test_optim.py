@@ -4,6 +4,8 @@
 checked here, on every run, against the public computation it replaces.
 """
 
+import copy
+
 import pytest
 import torch
 
@@ -66,6 +68,26 @@ def test_lean_adam_runs_global_hooks_through_the_regular_step():
     finally:
         handle.remove()
     assert len(calls) == 3
+
+
+def test_lean_adam_fast_step_follows_a_loaded_state():
+    """The fast step's cached lists give way to the tensors of a loaded state."""
+    lean_params, torch_params = _params(), _params()
+    lean = LeanAdam(lean_params, lr=1e-2, fused=True)
+    reference = torch.optim.Adam(torch_params, lr=1e-2, fused=True)
+    _run_steps(lean, lean_params, 2, fast=True)
+    _run_steps(reference, torch_params, 2, fast=False)
+    saved = copy.deepcopy(lean.state_dict())  # the moments after two steps
+    _run_steps(lean, lean_params, 3, fast=True)
+    lean.load_state_dict(saved)
+    with torch.no_grad():
+        for a, b in zip(lean_params, torch_params):
+            a.copy_(b)
+    _run_steps(lean, lean_params, 3, fast=True)
+    _run_steps(reference, torch_params, 3, fast=False)
+    for a, b in zip(lean_params, torch_params):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert int(lean.state[lean_params[0]]["step"]) == 5
 
 
 def test_make_adam_resumes_state_with_the_new_learning_rate():
