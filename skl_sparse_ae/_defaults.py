@@ -88,15 +88,6 @@ NARROW_HIDDEN_MAX = 256
 #: units at target 0.5 held its KL weight at the floor and never converged).
 TARGET_CAP = 0.5
 STACKED_TARGET_CAP = 0.3
-#: ``weight_decay="auto"``: UFLDL's lambda, WEIGHT_DECAY, and STACKED_MSE_WEIGHT_DECAY
-#: for a bounded code behind hidden layers fitted by squared error (narrow codes of
-#: standardised data). In ``StandardScaler -> ours(30) -> LogisticRegression(tol=0.1)``,
-#: ``cross_val_score(cv=3)`` on digits, seeds 0-5: 0.862 on average at 1e-4, 0.874 at
-#: 2e-3 (PCA 0.874; 1e-3: 0.867, 5e-3 no better). On MinMax-scaled digits (cross-
-#: entropy) 1e-3 lowered the compare-reduction probe at 4 units from 0.86 to 0.80, so
-#: the rule keeps 1e-4 there.
-WEIGHT_DECAY = 1e-4
-STACKED_MSE_WEIGHT_DECAY = 2e-3
 
 
 @dataclass(frozen=True)
@@ -220,7 +211,6 @@ class Resolved:
     sparsity_target: float
     sparsity_weight: float
     steer_sparsity: bool
-    weight_decay: float
     noise: float
     noise_type: str
     code_scaling: str | None
@@ -284,16 +274,6 @@ def _code_scaling(params, reg: str) -> str | None:
     if params["code_scaling"] != "auto":
         return params["code_scaling"]
     return "mean" if reg == "bounded code" else None
-
-
-def _weight_decay(params, reg: str, loss: str, hidden) -> float:
-    """``"auto"``: STACKED_MSE_WEIGHT_DECAY for a bounded code behind hidden layers
-    fitted by squared error; WEIGHT_DECAY (UFLDL's 1e-4) otherwise."""
-    if params["weight_decay"] != "auto":
-        return float(params["weight_decay"])
-    if reg == "bounded code" and hidden and loss == "mse":
-        return STACKED_MSE_WEIGHT_DECAY
-    return WEIGHT_DECAY
 
 
 def _k(params) -> int | None:
@@ -488,7 +468,6 @@ def resolve(
         sparsity_target=float(target),
         sparsity_weight=float(weight),
         steer_sparsity=steer,
-        weight_decay=_weight_decay(params, reg, loss, hidden),
         noise=_noise(params, facts, reg),
         noise_type=params["noise_type"],
         code_scaling=_code_scaling(params, reg),
@@ -505,7 +484,6 @@ def resolve(
 TABLE_COLUMNS = (
     "hidden_layer_sizes",
     "loss",
-    "weight_decay",
     "noise",
     "code_scaling",
     "learning_rate",
@@ -519,15 +497,6 @@ _BOUNDED = {
     "noise": f"masking {AUTO_MASKING} if rows have ≥ {MASKING_MIN_NONZEROS:g} non-zeros, else 0",
     "code_scaling": "`mean`",
 }
-
-
-def _sci(value: float) -> str:
-    """1e-4, not 0.0001."""
-    return f"{value:.0e}".replace("e-0", "e-")
-
-
-_DECAY = _sci(WEIGHT_DECAY)
-_STACKED_DECAY = f"{_sci(STACKED_MSE_WEIGHT_DECAY)} under `mse`, else {_DECAY}"
 _SLOW = {
     "tol": f"{TOL:g} × min(1, learnable / {LEARNABLE_REF:g})",
     "n_iter_no_change": f"10 epochs, ≥ {PATIENCE_STEPS} steps",
@@ -539,7 +508,6 @@ _KL_STEP = "0.02·√(64/n_features) in [3e-3, 0.02]"
 _RAW = {
     "hidden_layer_sizes": "`()`",
     "loss": "`mse`",
-    "weight_decay": _DECAY,
     "noise": "0",
     "code_scaling": "None",
     "learning_rate": "1e-2",
@@ -547,7 +515,6 @@ _RAW = {
 TABLE_ROWS = {
     "bounded code: KL by Adam, no hidden layer": {
         **_BOUNDED,
-        "weight_decay": _DECAY,
         "learning_rate": _KL_STEP,
         "tol": f"{TOL_FAST:g} × min(1, learnable / {LEARNABLE_REF:g})",
         "n_iter_no_change": f"2 epochs, ≥ {PATIENCE_STEPS} steps",
@@ -555,21 +522,18 @@ TABLE_ROWS = {
     },
     "bounded code: KL by Adam, one hidden layer": {
         **_BOUNDED,
-        "weight_decay": _STACKED_DECAY,
         "learning_rate": _KL_STEP,
         **_SLOW,
         "batch_size": _STACKED_BATCH,
     },
     "bounded code: other stacked (deeper KL, L1, none)": {
         **_BOUNDED,
-        "weight_decay": _STACKED_DECAY,
         "learning_rate": "3e-3",
         **_SLOW,
         "batch_size": _STACKED_BATCH,
     },
     "bounded code: L1 or none, no hidden layer": {
         **_BOUNDED,
-        "weight_decay": _DECAY,
         "learning_rate": "3e-3",
         **_SLOW,
         "batch_size": _BATCH,
@@ -578,7 +542,7 @@ TABLE_ROWS = {
     "sae: TopK, BatchTopK, JumpReLU": {**_RAW, **_SLOW, "batch_size": _BATCH},
     "L-BFGS (any code)": {
         "hidden_layer_sizes": "`()`",
-        **dict.fromkeys(("loss", "weight_decay", "noise", "code_scaling"), "as its code's row"),
+        **dict.fromkeys(("loss", "noise", "code_scaling"), "as its code's row"),
         "learning_rate": "None",
         "tol": f"{TOL_LBFGS:g} (gradient)",
         "n_iter_no_change": "—",

@@ -184,11 +184,8 @@ class SparseAutoencoderTransformer(
         ``sparsity`` ``"l1"``, ``"topk"``, ``"batchtopk"`` or ``"jumprelu"``. None:
         the whole code only.
 
-    weight_decay : float or "auto", default="auto"
-        :math:`\lambda`, the L2 penalty on weights (not biases). ``"auto"``: 1e-4
-        (UFLDL's), and 2e-3 for a sigmoid or tanh code behind hidden layers fitted by
-        squared error (narrow codes of standardised data, where it measured better
-        in a ``LogisticRegression`` pipeline). ``weight_decay_`` holds the value used.
+    weight_decay : float, default=1e-4
+        :math:`\lambda`, the L2 penalty on weights (not biases).
 
     noise : float or "auto", default="auto"
         Corruption level for a denoising autoencoder: the standard deviation of
@@ -352,9 +349,8 @@ class SparseAutoencoderTransformer(
         Adam's initial step size (``learning_rate="auto"`` resolved; the
         ``"plateau"`` schedule divides it during training); None for L-BFGS.
 
-    noise_, code_scaling_, tol_, weight_decay_ : float, str or None
-        ``noise``, ``code_scaling``, ``tol`` and ``weight_decay`` as used
-        (``"auto"`` resolved).
+    noise_, code_scaling_, tol_ : float, str or None
+        ``noise``, ``code_scaling`` and ``tol`` as used (``"auto"`` resolved).
 
     hidden_layer_sizes_ : tuple of int
         The hidden layers used (``hidden_layer_sizes="auto"`` resolved).
@@ -485,7 +481,7 @@ class SparseAutoencoderTransformer(
         "sparsity_weight": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "k": [Interval(Integral, 1, None, closed="left"), None],
         "matryoshka_widths": ["array-like", None],
-        "weight_decay": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
         "noise": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "noise_type": [StrOptions({"gaussian", "masking"})],
         "tied_weights": ["boolean"],
@@ -520,7 +516,7 @@ class SparseAutoencoderTransformer(
         sparsity_weight="auto",
         k=None,
         matryoshka_widths=None,
-        weight_decay="auto",
+        weight_decay=1e-4,
         noise="auto",
         noise_type="masking",
         tied_weights=False,
@@ -653,7 +649,7 @@ class SparseAutoencoderTransformer(
             sparsity=self.sparsity,
             sparsity_target=config.sparsity_target,
             sparsity_weight=config.sparsity_weight,
-            weight_decay=config.weight_decay,
+            weight_decay=float(self.weight_decay),
             k_aux=min(max(1, n_features // 2), self.n_components) if auxk else 0,
             dead_after=None,  # one pass over the training rows
             matryoshka_widths=config.matryoshka_widths,
@@ -954,7 +950,6 @@ class SparseAutoencoderTransformer(
         self.loss_ = config.loss
         self.learning_rate_ = config.learning_rate
         self.noise_ = config.noise
-        self.weight_decay_ = config.weight_decay
         self.code_scaling_ = config.code_scaling
         self.hidden_layer_sizes_ = config.hidden_layer_sizes
         self.tol_ = config.tol

@@ -280,17 +280,6 @@ def test_each_row_of_the_table_is_what_resolve_does(row):
         assert config.loss == off_unit.loss == "mse"
     elif cells["loss"].startswith("`bce` on X in [0, 1]"):
         assert (config.loss, off_unit.loss) == ("bce", "mse")
-    decay = cells["weight_decay"]
-    if decay == "1e-4":  # on [0, 1] data and off it
-        assert config.weight_decay == off_unit.weight_decay == 1e-4
-    elif decay == "2e-3 under `mse`, else 1e-4":  # by the loss this row resolves
-        by_loss = {"mse": 2e-3, "bce": 1e-4}
-        assert config.weight_decay == by_loss[config.loss]
-        assert off_unit.weight_decay == by_loss[off_unit.loss] == 2e-3
-    else:
-        assert decay == "as its code's row" and params["solver"] == "lbfgs"
-        assert config.weight_decay == 1e-4  # one layer: the code's row says 1e-4
-    assert resolve(dict(params, weight_decay=0.0), other).weight_decay == 0.0  # explicit wins
     if cells["noise"] == "0":
         assert config.noise == 0.0
     elif cells["noise"].startswith("masking 0.2 if rows"):
