@@ -222,6 +222,26 @@ def test_auto_batch_size_grows_with_the_data_within_its_range(n_samples, expecte
     assert _resolve(n_samples=n_samples, batch_size=64).batch_size == min(64, n_samples)
 
 
+def test_data_facts_count_non_zeros_per_row_dense_and_sparse():
+    """Every row of a 10000 x 40 matrix has 5 non-zeros (1 + its row number mod 5 at 5
+    random places; FACT_ROWS sampled rows for dense X, the known count for CSR): 5.0
+    both ways. Dividing the sampled rows' count by all n rows gives 1.67 and fails."""
+    import scipy.sparse as sp
+
+    from skl_sparse_ae._defaults import FACT_ROWS, data_facts
+
+    rng = np.random.default_rng(0)
+    n, d = 10000, 40
+    assert n > FACT_ROWS  # the dense count is a sample's
+    X = np.zeros((n, d))
+    for i in range(n):
+        X[i, rng.choice(d, size=5, replace=False)] = 0.1 + (i % 5) / 10
+    for matrix in (X, sp.csr_matrix(X)):
+        facts = data_facts(matrix)
+        assert facts.nonzeros_per_row == pytest.approx(5.0)
+        assert facts.in_unit_interval and (facts.n_samples, facts.n_features) == (n, d)
+
+
 # --------------------------------------------- the user guide's table and the module
 def test_the_user_guide_shows_the_modules_table():
     """The guide embeds ``defaults_table()`` verbatim: editing one without the other fails."""
