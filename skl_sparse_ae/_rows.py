@@ -106,7 +106,8 @@ def standardization(X) -> tuple[torch.Tensor, float]:
         mean_t = torch.from_numpy(mean).to(device=X.device, dtype=X.dtype)
         return mean_t, math.sqrt(variance)
     mean = X.mean(dim=0)
-    centred = X - mean
-    peak = float(centred.abs().max())  # RMS of centred / peak: no overflow
-    scale = peak * float((centred / peak).pow(2).mean().sqrt()) if peak > 0 else 0.0
+    centred = X - mean  # the one temporary: the rest works in place
+    low, high = torch.aminmax(centred)
+    peak = max(-float(low), float(high))  # RMS of centred / peak: no overflow
+    scale = peak * float(centred.div_(peak).pow_(2).mean().sqrt()) if peak > 0 else 0.0
     return mean, scale
