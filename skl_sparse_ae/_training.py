@@ -311,14 +311,12 @@ def run_epoch(
     perm = torch.randperm(n, generator=generator)
     if isinstance(X, torch.Tensor):  # SparseRows selects its rows on the host
         perm = perm.to(X.device, non_blocking=True)
-    loss_sum = torch.zeros((), device=X.device, dtype=X.dtype)
-    stats = EpochStats(loss=loss_sum, n_samples=n)
     threshold = activity_threshold(module.sparsity, module.activation)
     count_active = track_code and verbose > 0  # only the verbose epoch line shows L0
-    if track_code:
-        stats.code_sum = torch.zeros(module.sizes[-1], device=X.device, dtype=X.dtype)
-    if count_active:
-        stats.active = torch.zeros((), device=X.device, dtype=X.dtype)
+    # Each step's loss and column sums are kept and summed once at the end of the
+    # epoch: accumulating them step by step cost two kernels a step (about 4 % of a
+    # 64 -> 64 step on 128 rows).
+    totals, code_sums, actives = [], [], []
     n_batches = math.ceil(n / batch_size)
     update, close = _progress(n_batches, verbose, desc)
     step, analytic = _epoch_step(module, optimizer, spec, noise_fn)
@@ -326,19 +324,27 @@ def run_epoch(
         for i, rows in enumerate(perm.split(batch_size), start=1):  # views, made at once
             xb = X.index_select(0, rows)  # 4x faster than X[rows]
             terms = step(xb)
-            if stats.first_loss is None:  # the objective before any step of this epoch
-                stats.first_loss = terms.total
-            loss_sum.add_(terms.total, alpha=xb.shape[0])
+            totals.append(terms.total)
             if track_code:  # the step's own column sums where it has them (analytic_step)
                 code = terms.code
-                stats.code_sum += code.sum(dim=0) if terms.code_sum is None else terms.code_sum
+                code_sums.append(code.sum(dim=0) if terms.code_sum is None else terms.code_sum)
             if count_active:
-                stats.active += (terms.code > threshold).sum()
+                actives.append((terms.code > threshold).sum())
             if update is not None:
                 update(i)
     if close is not None:
         close()
     module.zero_grad(set_to_none=True)  # a fitted module carries no gradients
+    # the sample-weighted loss: every batch has batch_size rows but the last
+    last = n - (n_batches - 1) * batch_size
+    weights = torch.full((n_batches,), float(batch_size), device=X.device, dtype=X.dtype)
+    weights[-1] = last
+    stats = EpochStats(loss=torch.stack(totals).to(X.dtype) @ weights, n_samples=n)
+    stats.first_loss = totals[0]  # the objective before any step of this epoch
+    if track_code:
+        stats.code_sum = torch.stack(code_sums).sum(dim=0).to(X.dtype)
+    if count_active:
+        stats.active = torch.stack(actives).sum().to(X.dtype)
     return stats
 
 
