@@ -226,8 +226,10 @@ class SparseAutoencoderTransformer(
         with at least 100 steps an epoch up to 100000 samples. Larger values are
         clipped to ``n_samples``.
 
-    max_iter : int, default=200
-        Epochs for Adam, iterations for L-BFGS.
+    max_iter : int or "auto", default="auto"
+        Epochs for Adam, iterations for L-BFGS. ``"auto"``: 200, and 500 epochs
+        for Adam behind hidden layers (``hidden_layer_sizes_`` not empty), where
+        narrow codes on standardised data took up to 300 epochs to converge.
 
     tol : float or "auto", default="auto"
         A plateau (Adam) is more than ``n_iter_no_change`` consecutive epochs in
@@ -357,6 +359,10 @@ class SparseAutoencoderTransformer(
 
     n_iter_no_change_, batch_size_ : int or None
         ``n_iter_no_change`` and ``batch_size`` as used; None for L-BFGS.
+
+    max_iter_ : int
+        ``max_iter`` as used (``"auto"`` resolved): epochs for Adam, iterations
+        for L-BFGS.
 
     sparsity_target_ : float
         The target mean activation used (``sparsity_target="auto"`` resolved).
@@ -489,7 +495,7 @@ class SparseAutoencoderTransformer(
         "learning_rate": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "learning_rate_schedule": [StrOptions({"plateau", "constant"})],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "tol": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "early_stopping": ["boolean"],
@@ -524,7 +530,7 @@ class SparseAutoencoderTransformer(
         learning_rate="auto",
         learning_rate_schedule="plateau",
         batch_size="auto",
-        max_iter=200,
+        max_iter="auto",
         tol="auto",
         n_iter_no_change="auto",
         early_stopping=False,
@@ -661,7 +667,7 @@ class SparseAutoencoderTransformer(
             learning_rate=config.learning_rate,
             learning_rate_schedule=self.learning_rate_schedule,
             batch_size=config.batch_size,
-            max_iter=self.max_iter,
+            max_iter=config.max_iter,
             tol=config.tol,
             n_iter_no_change=config.n_iter_no_change,
             early_stopping=bool(self.early_stopping),
@@ -955,6 +961,7 @@ class SparseAutoencoderTransformer(
         self.tol_ = config.tol
         self.n_iter_no_change_ = config.n_iter_no_change if self.solver == "adam" else None
         self.batch_size_ = config.batch_size if self.solver == "adam" else None
+        self.max_iter_ = config.max_iter
         rows = self._inference_rows(module)
         threshold = activity_threshold(module.sparsity, module.activation)
         unit = "iteration" if self.solver == "lbfgs" else "epoch"

@@ -341,6 +341,22 @@ def test_each_row_of_the_table_is_what_resolve_does(row):
         one_step = DataFacts(100, 64, False, 64.0, 1.0, None, np.dtype("float64"))
         one_batch = dict(params, batch_size=100)
         assert resolve(one_batch, one_step).n_iter_no_change == steps  # one step an epoch
+    epochs, _, stacked = cells["max_iter"].partition(", ")
+    count, unit = epochs.split(" ")
+    flat = dict(params, hidden_layer_sizes=())
+    assert resolve(flat, dense01).max_iter == int(count)
+    assert resolve(dict(flat, max_iter=7), dense01).max_iter == 7  # explicit wins
+    deep = resolve(dict(params, hidden_layer_sizes=(128,)), dense01).max_iter
+    if unit == "epochs":  # Adam: more epochs behind hidden layers, narrow codes too
+        assert stacked == "500 behind hidden layers"
+        assert deep == 500
+        # a narrow code is learnt behind a hidden layer where the row says so
+        assert resolve(narrow, dense01).max_iter == (
+            200 if cells["hidden_layer_sizes"] == "`()`" else 500
+        )
+        assert resolve(wide, dense01).max_iter == 200
+    else:  # L-BFGS: iterations, whatever the layers
+        assert (unit, stacked, deep) == ("iterations", "", int(count))
     small = DataFacts(133, 13, False, 13.0, 1.0, None, np.dtype("float64"))  # load_wine
     if cells["batch_size"].endswith("under 400 rows ⌈n_samples / 8⌉, ≥ 16"):
         assert resolve(params, small).batch_size == 17  # 8 steps an epoch

@@ -173,6 +173,34 @@ def test_narrow_default_codes_beat_pca(width, margin):
         assert accuracy(ours) >= accuracy(PCA(width)) + margin
 
 
+@pytest.mark.parametrize("width", [2, 4])
+def test_narrow_codes_converge_on_standardised_digits(width):
+    """PCA's most common place, behind a StandardScaler: narrow default codes converge
+    without a ConvergenceWarning and explain more variance than PCA at their width.
+    On 3-fold training sets of standardised digits, seeds 0-5, these fits took up to
+    292 (2 units) and 296 (4 units) epochs, so ``max_iter=200`` warned on 10 and 12 of
+    18; ``max_iter="auto"`` gives 500 epochs behind a hidden layer (with 200 here,
+    this test fails). Measured on this training set, seeds 0 and 1: 210 and 209 epochs,
+    FVU 0.556 and 0.534 at 2 units (PCA 0.774); 162 and 225 epochs, 0.362 and 0.305 at
+    4 units (PCA 0.623)."""
+    from sklearn.decomposition import PCA
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_digits(return_X_y=True)
+    train, _ = next(StratifiedKFold(3).split(X, y))
+    X = StandardScaler().fit_transform(X[train])
+    pca = PCA(width).fit(X)
+    pca_fvu = 1.0 - pca.explained_variance_ratio_.sum()
+    for seed in (0, 1):
+        sae = SparseAutoencoderTransformer(width, random_state=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConvergenceWarning)
+            sae.fit(X)
+        assert sae.max_iter_ == 500 and sae.hidden_layer_sizes_ == (128,)
+        assert sae.fraction_variance_unexplained_ <= pca_fvu - 0.15
+
+
 #: wine's 26 units: a Matryoshka prefix below them
 WINE_MECHANISMS = {
     **MECHANISMS,
