@@ -227,9 +227,10 @@ class SparseAutoencoderTransformer(
         clipped to ``n_samples``.
 
     max_iter : int or "auto", default="auto"
-        Epochs for Adam, iterations for L-BFGS. ``"auto"``: 200, and 500 epochs
-        for Adam behind hidden layers (``hidden_layer_sizes_`` not empty), where
-        narrow codes on standardised data took up to 300 epochs to converge.
+        Epochs for Adam, iterations for L-BFGS. ``"auto"``: 200; for Adam at
+        least 500 steps (a small table makes one step an epoch) and 500 epochs
+        behind hidden layers (``hidden_layer_sizes_`` not empty), where narrow
+        codes on standardised data took up to 300 epochs to converge.
 
     tol : float or "auto", default="auto"
         A plateau (Adam) is more than ``n_iter_no_change`` consecutive epochs in

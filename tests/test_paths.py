@@ -201,6 +201,26 @@ def test_narrow_codes_converge_on_standardised_digits(width):
         assert sae.fraction_variance_unexplained_ <= pca_fvu - 0.15
 
 
+@pytest.mark.parametrize("scaler, seed", [("standard", 38), ("minmax", 90)])
+def test_a_one_step_epoch_table_gets_enough_steps(scaler, seed):
+    """load_wine whole (178 rows) makes one Adam step an epoch for the default one-layer
+    code, so 200 epochs were 200 steps: 16 units took up to 206 epochs standardised
+    and 236 min-max scaled (2 and 3 of 100 seeds over 200; these seeds took 206 and
+    236 here). ``max_iter="auto"`` gives at least 500 steps; with 200 epochs this test
+    fails on this machine (another CPU's rounding may move the epoch counts)."""
+    from sklearn.datasets import load_wine
+    from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+    scale = {"standard": StandardScaler, "minmax": MinMaxScaler}[scaler]
+    X = scale().fit_transform(load_wine().data)
+    sae = SparseAutoencoderTransformer(16, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        sae.fit(X)
+    assert (sae.batch_size_, sae.max_iter_) == (178, 500)
+    assert sae.fraction_variance_unexplained_ < {"standard": 0.15, "minmax": 0.35}[scaler]
+
+
 #: wine's 26 units: a Matryoshka prefix below them
 WINE_MECHANISMS = {
     **MECHANISMS,
