@@ -227,10 +227,11 @@ class SparseAutoencoderTransformer(
         clipped to ``n_samples``.
 
     max_iter : int or "auto", default="auto"
-        Epochs for Adam, iterations for L-BFGS. ``"auto"``: 200; for Adam at
-        least 500 steps (a small table makes one step an epoch) and 500 epochs
-        behind hidden layers (``hidden_layer_sizes_`` not empty), where narrow
-        codes on standardised data took up to 300 epochs to converge.
+        Epochs for Adam, iterations for L-BFGS. ``"auto"``: 500 epochs for
+        Adam, 1000 behind hidden layers (``hidden_layer_sizes_`` not empty); 200
+        iterations for L-BFGS. A fit stops earlier when it converges; with 200
+        epochs (``MLPRegressor``'s) narrow codes on standardised data, small
+        tables and L1, TopK and JumpReLU codes ran out still improving.
 
     tol : float or "auto", default="auto"
         A plateau (Adam) is more than ``n_iter_no_change`` consecutive epochs in
