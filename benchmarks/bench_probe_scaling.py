@@ -23,36 +23,27 @@ Run: python benchmarks/bench_probe_scaling.py [--quick] [--pipeline-only]
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 from _common import machine, table
-from scipy.ndimage import convolve
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.neural_network import BernoulliRBM
-from sklearn.preprocessing import StandardScaler, minmax_scale
+from sklearn.preprocessing import StandardScaler
 
 from skl_sparse_ae import SparseAutoencoderTransformer
 
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+from conftest import rbm_example_split  # the suite's copy of the RBM example's data (needs pytest)
+
 SCALINGS = ("x1", "x4", "x16", "per-unit mean")
-
-
-def rbm_example_data():
-    """The RBM example's split: digits and four one-pixel shifts, min-max scaled."""
-    X, y = load_digits(return_X_y=True)
-    shifts = [np.zeros((3, 3)) for _ in range(4)]
-    for weights, (i, j) in zip(shifts, [(0, 1), (1, 0), (1, 2), (2, 1)]):
-        weights[i, j] = 1.0
-    nudged = [
-        np.array([convolve(x.reshape(8, 8), w, mode="constant").ravel() for x in X]) for w in shifts
-    ]
-    X = minmax_scale(np.concatenate([X, *nudged]).astype(np.float32))
-    return train_test_split(X, np.concatenate([y] * 5), test_size=0.2, random_state=0)
 
 
 def digits_data():
@@ -171,7 +162,7 @@ def main():
         pipeline_section(seeds)
         print(machine())
         return
-    rbm_data, digits = rbm_example_data(), digits_data()
+    rbm_data, digits = rbm_example_split(), digits_data()
 
     rbm_acc, rbm_seconds = [], []
     for seed in seeds:

@@ -132,3 +132,23 @@ def tfidf_corpus(n_docs=200, seed=0):
 @pytest.fixture(scope="session")
 def tfidf():
     return tfidf_corpus()
+
+
+def rbm_example_split():
+    """scikit-learn's RBM example's data: digits and their four one-pixel shifts,
+    min-max scaled (float32), split 80/20 with ``random_state=0``:
+    ``(X_train, X_test, y_train, y_test)``."""
+    from scipy.ndimage import convolve
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import minmax_scale
+
+    X, y = load_digits(return_X_y=True)
+    shifts = [np.zeros((3, 3)) for _ in range(4)]
+    for weights, (i, j) in zip(shifts, [(0, 1), (1, 0), (1, 2), (2, 1)]):
+        weights[i, j] = 1.0
+    nudged = [
+        np.array([convolve(x.reshape(8, 8), w, mode="constant").ravel() for x in X]) for w in shifts
+    ]
+    X = minmax_scale(np.concatenate([X, *nudged]).astype(np.float32))
+    return train_test_split(X, np.concatenate([y] * 5), test_size=0.2, random_state=0)

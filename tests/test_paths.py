@@ -17,7 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score, train_test_split
 from sklearn.pipeline import make_pipeline
 
-from conftest import MECHANISMS, tfidf_corpus
+from conftest import MECHANISMS, rbm_example_split, tfidf_corpus
 from skl_sparse_ae import FitQualityWarning, SparseAutoencoderTransformer
 
 
@@ -274,20 +274,9 @@ def test_raw_codes_take_bernoulli_rbms_place_in_its_example():
     0 / 1 / 2 (0.941 over seeds 0-5, ``benchmarks/bench_probe_scaling.py``) against
     BernoulliRBM(learning_rate=0.06, n_iter=10)'s 0.935 (seed 0); with the default
     "mean" scaling 0.933 at seed 1, which fails."""
-    from scipy.ndimage import convolve
     from sklearn.neural_network import BernoulliRBM
-    from sklearn.preprocessing import minmax_scale
 
-    X, y = load_digits(return_X_y=True)
-    shifts = [np.zeros((3, 3)) for _ in range(4)]
-    for weights, (i, j) in zip(shifts, [(0, 1), (1, 0), (1, 2), (2, 1)]):
-        weights[i, j] = 1.0
-    nudged = [
-        np.array([convolve(x.reshape(8, 8), w, mode="constant").ravel() for x in X]) for w in shifts
-    ]
-    X = minmax_scale(np.concatenate([X, *nudged]).astype(np.float32))
-    y = np.concatenate([y] * 5)
-    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, random_state=0)
+    Xtr, Xte, ytr, yte = rbm_example_split()
 
     def accuracy(reducer):
         pipe = make_pipeline(reducer, LogisticRegression(C=6000, max_iter=1000))
