@@ -520,17 +520,18 @@ TABLE_COLUMNS = (
     "batch_size",
     "max_iter",
 )
+_EPOCHS = f"{ADAM_MAX_ITER} epochs, {STACKED_MAX_ITER} behind hidden layers"
 _BOUNDED = {
     "hidden_layer_sizes": f"narrow: `(min(2·n_features, {NARROW_HIDDEN_MAX}),)`, else `()`",
     "loss": "`bce` on X in [0, 1], else `mse`",
     "noise": f"masking {AUTO_MASKING} if rows have ≥ {MASKING_MIN_NONZEROS:g} non-zeros, else 0",
     "code_scaling": "`mean`",
+    "max_iter": _EPOCHS,
 }
 _SLOW = {
     "tol": f"{TOL:g} × min(1, learnable / {LEARNABLE_REF:g})",
     "n_iter_no_change": f"10 epochs, ≥ {PATIENCE_STEPS} steps",
 }
-_EPOCHS = f"{ADAM_MAX_ITER} epochs, {STACKED_MAX_ITER} behind hidden layers"
 _SMALL = f"; under {SMALL_TABLE_ROWS} rows ⌈n_samples / {SMALL_TABLE_STEPS}⌉, ≥ {SMALL_BATCH_MIN}"
 _BATCH = "n_samples // 100 in [200, 1000]" + _SMALL
 _STACKED_BATCH = f"n_samples // 100 in [{STACKED_BATCH_MIN}, 1000]" + _SMALL
@@ -541,6 +542,7 @@ _RAW = {
     "noise": "0",
     "code_scaling": "None",
     "learning_rate": "1e-2",
+    "max_iter": _EPOCHS,
 }
 TABLE_ROWS = {
     "bounded code: KL by Adam, no hidden layer": {
@@ -549,31 +551,27 @@ TABLE_ROWS = {
         "tol": f"{TOL_FAST:g} × min(1, learnable / {LEARNABLE_REF:g})",
         "n_iter_no_change": f"2 epochs, ≥ {PATIENCE_STEPS} steps",
         "batch_size": "n_samples // 100 in [200, 1000]",
-        "max_iter": _EPOCHS,
     },
     "bounded code: KL by Adam, one hidden layer": {
         **_BOUNDED,
         "learning_rate": _KL_STEP,
         **_SLOW,
         "batch_size": _STACKED_BATCH,
-        "max_iter": _EPOCHS,
     },
     "bounded code: other stacked (deeper KL, L1, none)": {
         **_BOUNDED,
         "learning_rate": "3e-3",
         **_SLOW,
         "batch_size": _STACKED_BATCH,
-        "max_iter": _EPOCHS,
     },
     "bounded code: L1 or none, no hidden layer": {
         **_BOUNDED,
         "learning_rate": "3e-3",
         **_SLOW,
         "batch_size": _BATCH,
-        "max_iter": _EPOCHS,
     },
-    "relu code: L1 or none": {**_RAW, **_SLOW, "batch_size": _BATCH, "max_iter": _EPOCHS},
-    "sae: TopK, BatchTopK, JumpReLU": {**_RAW, **_SLOW, "batch_size": _BATCH, "max_iter": _EPOCHS},
+    "relu code: L1 or none": {**_RAW, **_SLOW, "batch_size": _BATCH},
+    "sae: TopK, BatchTopK, JumpReLU": {**_RAW, **_SLOW, "batch_size": _BATCH},
     "L-BFGS (any code)": {
         "hidden_layer_sizes": "`()`",
         **dict.fromkeys(("loss", "noise", "code_scaling"), "as its code's row"),
